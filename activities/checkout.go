@@ -1,0 +1,141 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"hires/internal/jobs"
+	"hires/internal/payments"
+	"hires/internal/store"
+)
+
+// CreateCheckoutInput describes the job's Checkout Session.
+type CreateCheckoutInput struct {
+	JobID         string
+	AmountCents   int64
+	Currency      string
+	Resolution    jobs.Resolution
+	ImageWidth    int
+	ImageHeight   int
+	CustomerEmail string
+	SuccessURL    string
+	CancelURL     string
+	ExpiresAt     time.Time
+}
+
+// CreateCheckout creates the job's Checkout Session at Stripe and records it.
+// Stripe's idempotency key is derived from the job, so retries of this
+// activity return the first session instead of creating another.
+func (a *Activities) CreateCheckout(ctx context.Context, in CreateCheckoutInput) (jobs.Checkout, error) {
+	f := in.Resolution.Factor()
+	s, err := a.Payments.CreateCheckout(ctx, payments.CheckoutParams{
+		JobID:       in.JobID,
+		AmountCents: in.AmountCents,
+		Currency:    in.Currency,
+		ProductName: fmt.Sprintf("High-resolution image (%s)", in.Resolution),
+		Description: fmt.Sprintf("AI upscale from %dx%d to %dx%d pixels",
+			in.ImageWidth, in.ImageHeight, in.ImageWidth*f, in.ImageHeight*f),
+		CustomerEmail: in.CustomerEmail,
+		SuccessURL:    in.SuccessURL,
+		CancelURL:     in.CancelURL,
+		ExpiresAt:     in.ExpiresAt,
+	})
+	if err != nil {
+		return jobs.Checkout{}, stripeErr(err)
+	}
+	if err := a.Store.SetCheckout(ctx, in.JobID, s.ID, s.URL, in.ExpiresAt); err != nil {
+		return jobs.Checkout{}, storeErr(err)
+	}
+	return jobs.Checkout{SessionID: s.ID, URL: s.URL, ExpiresAt: in.ExpiresAt}, nil
+}
+
+// ExpireCheckoutInput names the session to close.
+type ExpireCheckoutInput struct {
+	JobID     string
+	SessionID string
+}
+
+// ExpireCheckoutResult tells whether the customer had in fact paid.
+type ExpireCheckoutResult struct {
+	Paid    bool
+	Payment jobs.StripeEvent // set when Paid
+}
+
+// ExpireCheckout closes the session when the payment window ends, so the
+// customer can no longer pay for a job we gave up on. If Stripe says the
+// session was already completed and paid, the payment is reported instead.
+func (a *Activities) ExpireCheckout(ctx context.Context, in ExpireCheckoutInput) (ExpireCheckoutResult, error) {
+	s, err := a.Payments.ExpireSession(ctx, in.SessionID, in.JobID)
+	if errors.Is(err, payments.ErrSessionNotOpen) {
+		s, err = a.Payments.GetSession(ctx, in.SessionID)
+	}
+	if err != nil {
+		return ExpireCheckoutResult{}, stripeErr(err)
+	}
+	if s.Status == "complete" && s.PaymentStatus == "paid" {
+		return ExpireCheckoutResult{Paid: true, Payment: jobs.StripeEvent{
+			Type:            "checkout.session.retrieved",
+			SessionID:       s.ID,
+			PaymentStatus:   s.PaymentStatus,
+			PaymentIntentID: s.PaymentIntentID,
+			AmountCents:     s.AmountTotal,
+			Currency:        s.Currency,
+			CustomerEmail:   s.CustomerEmail,
+		}}, nil
+	}
+	return ExpireCheckoutResult{}, nil
+}
+
+func stripeErr(err error) error {
+	if payments.Retryable(err) {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStripeRejected, err)
+}
+
+// RecordPaymentInput is a confirmed payment.
+type RecordPaymentInput struct {
+	JobID   string
+	Cause   string // Stripe event ID, or how the payment was learned
+	Payment jobs.StripeEvent
+}
+
+// RecordPayment moves the job to pending with its payment details.
+func (a *Activities) RecordPayment(ctx context.Context, in RecordPaymentInput) error {
+	return storeErr(a.Store.MarkPaid(ctx, store.Payment{
+		JobID:           in.JobID,
+		Cause:           in.Cause,
+		PaymentIntentID: in.Payment.PaymentIntentID,
+		AmountCents:     in.Payment.AmountCents,
+		Currency:        in.Payment.Currency,
+		CustomerEmail:   in.Payment.CustomerEmail,
+	}))
+}
+
+// RecordAbandonedInput closes an unpaid job.
+type RecordAbandonedInput struct {
+	JobID         string
+	Cause         string
+	PaymentStatus jobs.PaymentStatus
+}
+
+// RecordAbandoned marks the job abandoned.
+func (a *Activities) RecordAbandoned(ctx context.Context, in RecordAbandonedInput) error {
+	return storeErr(a.Store.MarkAbandoned(ctx, in.JobID, in.Cause, in.PaymentStatus))
+}
+
+// FailJobInput ends a job that cannot be delivered.
+type FailJobInput struct {
+	JobID  string
+	Reason string // one of the jobs.Reason* values
+	Detail string
+}
+
+// FailJob marks the job failed with its reason.
+func (a *Activities) FailJob(ctx context.Context, in FailJobInput) error {
+	return storeErr(a.Store.MarkFailed(ctx, in.JobID, in.Reason, in.Detail))
+}

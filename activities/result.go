@@ -1,0 +1,188 @@
+package activities
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"image"
+	_ "image/jpeg" // decoders for result validation
+	_ "image/png"
+	"io"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	_ "golang.org/x/image/webp"
+
+	"hires/internal/store"
+	"hires/internal/token"
+)
+
+// StoreResultInput is the output to fetch and keep.
+type StoreResultInput struct {
+	JobID          string
+	ResultURL      string
+	ExpectedWidth  int
+	ExpectedHeight int
+}
+
+// StoredResult describes the kept file.
+type StoredResult struct {
+	Key         string
+	ContentType string
+	Bytes       int64
+	SHA256      string
+	Width       int
+	Height      int
+}
+
+var extensions = map[string]string{"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+// StoreResult downloads Upsampler's output at once (its URL expires after
+// a few hours), from allowed hosts only, capped in size, and keeps it only
+// if it really is a PNG, JPEG or WebP image of the expected size.
+func (a *Activities) StoreResult(ctx context.Context, in StoreResultInput) (StoredResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.ResultURL, nil)
+	if err != nil {
+		return StoredResult{}, temporal.NewNonRetryableApplicationError("bad result URL", ErrTypeResultInvalid, err)
+	}
+	resp, err := a.ResultClient.Do(req)
+	if err != nil {
+		return StoredResult{}, fmt.Errorf("fetch result: %w", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+		return StoredResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("result URL answered %d", resp.StatusCode), ErrTypeResultGone, nil)
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return StoredResult{}, fmt.Errorf("fetch result: HTTP %d", resp.StatusCode)
+	default:
+		return StoredResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("result URL answered %d", resp.StatusCode), ErrTypeResultInvalid, nil)
+	}
+	if resp.ContentLength > a.MaxResultBytes {
+		return StoredResult{}, invalid("result is %d bytes, over the %d byte limit", resp.ContentLength, a.MaxResultBytes)
+	}
+
+	body := bufio.NewReaderSize(&heartbeatReader{ctx: ctx, r: resp.Body}, 4096)
+	head, _ := body.Peek(512)
+	contentType := http.DetectContentType(head)
+	ext, ok := extensions[contentType]
+	if !ok {
+		return StoredResult{}, invalid("result is %s, not a PNG, JPEG or WebP image", contentType)
+	}
+	key := fmt.Sprintf("results/%s.%s", in.JobID, ext)
+	limited := &io.LimitedReader{R: body, N: a.MaxResultBytes + 1}
+	w, err := a.Files.Put(key, limited)
+	if err != nil {
+		return StoredResult{}, fmt.Errorf("store result: %w", err)
+	}
+	if w.Bytes > a.MaxResultBytes {
+		a.Files.Delete(key) //nolint:errcheck // best effort; the job fails either way
+		return StoredResult{}, invalid("result is over the %d byte limit", a.MaxResultBytes)
+	}
+	width, height, err := a.dimensions(key)
+	if err != nil {
+		a.Files.Delete(key) //nolint:errcheck
+		return StoredResult{}, invalid("result does not decode as %s: %v", contentType, err)
+	}
+	if !near(width, in.ExpectedWidth) || !near(height, in.ExpectedHeight) {
+		a.Files.Delete(key) //nolint:errcheck
+		return StoredResult{}, invalid("result is %dx%d, expected %dx%d", width, height, in.ExpectedWidth, in.ExpectedHeight)
+	}
+	return StoredResult{Key: key, ContentType: contentType, Bytes: w.Bytes, SHA256: w.SHA256, Width: width, Height: height}, nil
+}
+
+func (a *Activities) dimensions(key string) (int, int, error) {
+	f, err := a.Files.Open(key)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	cfg, _, err := image.DecodeConfig(f)
+	return cfg.Width, cfg.Height, err
+}
+
+// near allows 1% (and at least 2 px) of rounding by the upscaler.
+func near(got, want int) bool {
+	d := got - want
+	if d < 0 {
+		d = -d
+	}
+	return d <= max(2, want/100)
+}
+
+func invalid(format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrTypeResultInvalid, nil)
+}
+
+// heartbeatReader reports progress while a large result streams in, so a
+// stuck download is noticed by its heartbeat timeout rather than much later.
+type heartbeatReader struct {
+	ctx  context.Context
+	r    io.Reader
+	read int64
+	last time.Time
+}
+
+func (h *heartbeatReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.read += int64(n)
+	if time.Since(h.last) > time.Second && activity.IsActivity(h.ctx) {
+		activity.RecordHeartbeat(h.ctx, h.read)
+		h.last = time.Now()
+	}
+	return n, err
+}
+
+// DownloadTokenLength is the length of download tokens, as in the original.
+const DownloadTokenLength = 64
+
+// CompleteJobInput delivers the stored result.
+type CompleteJobInput struct {
+	JobID          string
+	UpsamplerJobID string
+	CreditCost     float64
+	Result         StoredResult
+	ExpiresAt      time.Time
+}
+
+// CompleteJob issues the download token and marks the job completed. The
+// token never enters workflow history; a retry keeps the first token.
+func (a *Activities) CompleteJob(ctx context.Context, in CompleteJobInput) error {
+	return storeErr(a.Store.MarkCompleted(ctx, store.Completion{
+		JobID:             in.JobID,
+		UpsamplerJobID:    in.UpsamplerJobID,
+		UpsamplerCredits:  in.CreditCost,
+		ResultKey:         in.Result.Key,
+		ContentType:       in.Result.ContentType,
+		Bytes:             in.Result.Bytes,
+		SHA256:            in.Result.SHA256,
+		Width:             in.Result.Width,
+		Height:            in.Result.Height,
+		DownloadToken:     token.Alnum(DownloadTokenLength),
+		DownloadExpiresAt: in.ExpiresAt,
+	}))
+}
+
+// ExpireDownloadInput names the job whose link expired.
+type ExpireDownloadInput struct {
+	JobID string
+}
+
+// ExpireDownload deletes the file and marks the download expired.
+func (a *Activities) ExpireDownload(ctx context.Context, in ExpireDownloadInput) error {
+	job, err := a.Store.Get(ctx, in.JobID)
+	if err != nil {
+		return storeErr(err)
+	}
+	if job.ResultKey != nil {
+		if err := a.Files.Delete(*job.ResultKey); err != nil {
+			return err
+		}
+	}
+	return storeErr(a.Store.MarkDownloadExpired(ctx, in.JobID))
+}

@@ -1,0 +1,126 @@
+package api
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"hires/internal/jobs"
+	"hires/internal/store"
+)
+
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		t, ok := bearer(c)
+		if !ok || subtle.ConstantTimeCompare([]byte(t), []byte(s.cfg.AdminToken)) != 1 {
+			return fail(http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required")
+		}
+		return next(c)
+	}
+}
+
+// JobList answers GET /v1/admin/jobs.
+type JobList struct {
+	Jobs []AdminJobView `json:"jobs"`
+	// NextBefore continues the listing (pass it as ?before=).
+	NextBefore *time.Time `json:"next_before,omitempty"`
+}
+
+// listJobs is the seed's get_jobs: ?status=a,b&limit=20&order_by=created_at&before=RFC3339.
+func (s *Server) listJobs(c echo.Context) error {
+	f := store.ListFilter{Limit: 20, OrderBy: "created_at"}
+	if v := c.QueryParam("status"); v != "" {
+		for _, part := range strings.Split(v, ",") {
+			st := jobs.Status(strings.TrimSpace(part))
+			if !st.Valid() {
+				return invalidField("status", "invalid_status", "unknown status "+strconv.Quote(string(st)))
+			}
+			f.Statuses = append(f.Statuses, st)
+		}
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return invalidField("limit", "invalid_limit", "limit must be between 1 and 100")
+		}
+		f.Limit = n
+	}
+	if v := c.QueryParam("order_by"); v != "" {
+		if !slices.Contains(store.ListOrderColumns, v) {
+			return invalidField("order_by", "invalid_order_by", "order_by must be one of "+strings.Join(store.ListOrderColumns, ", "))
+		}
+		f.OrderBy = v
+	}
+	if v := c.QueryParam("before"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return invalidField("before", "invalid_before", "before must be an RFC 3339 time")
+		}
+		f.Before = &t
+	}
+	list, err := s.store.List(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	out := JobList{Jobs: make([]AdminJobView, 0, len(list))}
+	for _, j := range list {
+		out.Jobs = append(out.Jobs, s.adminView(j))
+	}
+	if len(list) == f.Limit {
+		last := list[len(list)-1].CreatedAt
+		if f.OrderBy == "updated_at" {
+			last = list[len(list)-1].UpdatedAt
+		}
+		out.NextBefore = &last
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// AdminJob answers GET /v1/admin/jobs/{id}: the record and its audit trail.
+type AdminJob struct {
+	AdminJobView
+	Events []store.Event `json:"events"`
+}
+
+func (s *Server) adminGetJob(c echo.Context) error {
+	job, err := s.adminJob(c)
+	if err != nil {
+		return err
+	}
+	events, err := s.store.Events(c.Request().Context(), job.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, AdminJob{AdminJobView: s.adminView(job), Events: events})
+}
+
+func (s *Server) jobEvents(c echo.Context) error {
+	job, err := s.adminJob(c)
+	if err != nil {
+		return err
+	}
+	events, err := s.store.Events(c.Request().Context(), job.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": events})
+}
+
+func (s *Server) adminJob(c echo.Context) (store.Job, error) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		return store.Job{}, errNotFound
+	}
+	job, err := s.store.Get(c.Request().Context(), id.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Job{}, errNotFound
+	}
+	return job, err
+}

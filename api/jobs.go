@@ -1,0 +1,376 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"hires/internal/jobs"
+	"hires/internal/pricing"
+	"hires/internal/store"
+	"hires/internal/token"
+)
+
+// Limits on what a site may order.
+const (
+	minImageSide = 100    // the original skipped images under 100 px
+	maxImageSide = 20_000 // anything larger is not a web image
+	// checkoutFloor keeps the session's expiry inside Stripe's 30 min..24 h
+	// window with room for a retried creation to still pass validation.
+	checkoutFloor = time.Hour
+	checkoutCeil  = 24 * time.Hour
+	// checkoutWait bounds how long job creation waits for the session.
+	checkoutWait = 30 * time.Second
+)
+
+// CreateJobRequest is the body of POST /v1/jobs.
+type CreateJobRequest struct {
+	ImageURL     string `json:"image_url"`
+	Resolution   string `json:"resolution"`
+	Email        string `json:"email"`
+	PostID       int64  `json:"post_id"`
+	AttachmentID *int64 `json:"attachment_id"`
+	ImageWidth   int    `json:"image_width"`
+	ImageHeight  int    `json:"image_height"`
+}
+
+func (s *Server) createJob(c echo.Context) error {
+	req, err := decodeStrict[CreateJobRequest](c.Request().Body)
+	if err != nil {
+		return err
+	}
+	idemKey := c.Request().Header.Get("Idempotency-Key")
+	if err := validateIdempotencyKey(idemKey); err != nil {
+		return err
+	}
+	quote, err := s.validateJob(&req)
+	if err != nil {
+		return err
+	}
+
+	// The request's fingerprint tells a retry from a different request
+	// that reuses an idempotency key.
+	canon, _ := json.Marshal(req)
+	reqHash := sha256.Sum256(canon)
+	id := uuid.NewString()
+	access := token.Alnum(43)
+	var idemHash []byte
+	if idemKey != "" {
+		idemHash = token.Hash("idempotency\x00" + idemKey)
+		access = token.Derive(idemKey, id)
+	}
+	now := s.now()
+	job, created, err := s.store.CreateJob(c.Request().Context(), store.NewJob{
+		ID:                 id,
+		ImageURL:           req.ImageURL,
+		Resolution:         jobs.Resolution(req.Resolution),
+		Email:              req.Email,
+		PostID:             req.PostID,
+		AttachmentID:       req.AttachmentID,
+		ImageWidth:         req.ImageWidth,
+		ImageHeight:        req.ImageHeight,
+		OutputWidth:        quote.OutputWidth,
+		OutputHeight:       quote.OutputHeight,
+		AccessTokenHash:    token.Hash(access),
+		IdempotencyKeyHash: idemHash,
+		RequestHash:        reqHash[:],
+		CallbackSecret:     token.Alnum(43),
+		Currency:           s.cfg.Currency,
+		PriceCents:         quote.PriceCents,
+		MarkupPercent:      quote.MarkupPercent,
+		EstimatedCredits:   quote.Credits,
+		EstimatedCostCents: quote.CostCents,
+		CheckoutExpiresAt:  now.Add(min(max(s.cfg.PaymentTimeout, checkoutFloor), checkoutCeil)).Truncate(time.Second),
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if !created {
+		if !bytes.Equal(job.RequestHash, reqHash[:]) {
+			return fail(http.StatusUnprocessableEntity, "idempotency_key_reused",
+				"this Idempotency-Key was used with a different request")
+		}
+		access = token.Derive(idemKey, job.ID)
+		status = http.StatusOK
+	}
+
+	checkout, err := s.ensureWorkflow(c.Request().Context(), job, access)
+	if err != nil {
+		return err
+	}
+	return c.JSON(status, CreateJobResponse{
+		ID:                job.ID,
+		Status:            job.Status,
+		AccessToken:       access,
+		CheckoutURL:       checkout.URL,
+		CheckoutExpiresAt: checkout.ExpiresAt.UTC(),
+		Price:             priceView(job),
+		CreatedAt:         job.CreatedAt.UTC(),
+	})
+}
+
+// ensureWorkflow starts the job's workflow, if it is not running yet, and
+// waits for its Checkout Session. Both halves are idempotent: the workflow
+// ID is the job's, and the update ID is fixed.
+func (s *Server) ensureWorkflow(ctx context.Context, job store.Job, access string) (jobs.Checkout, error) {
+	if job.CheckoutURL != nil {
+		return jobs.Checkout{SessionID: deref(job.CheckoutSessionID), URL: *job.CheckoutURL, ExpiresAt: *job.CheckoutExpiresAt}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkoutWait)
+	defer cancel()
+	attrs := []temporal.SearchAttributeUpdate{
+		jobs.AttrJobStatus.ValueSet(string(jobs.StatusAwaitingPayment)),
+		jobs.AttrPaymentStatus.ValueSet(string(jobs.PaymentPending)),
+	}
+	if job.Email != nil {
+		attrs = append(attrs, jobs.AttrCustomerEmail.ValueSet(*job.Email))
+	}
+	start := s.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       jobs.WorkflowID(job.ID),
+		TaskQueue:                jobs.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
+		StaticSummary:            fmt.Sprintf("%s upscale of %dx%d image", job.Resolution, job.ImageWidth, job.ImageHeight),
+	}, jobs.WorkflowName, s.workflowInput(job, access))
+	h, err := s.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID:     "checkout",
+			UpdateName:   jobs.UpdateCheckout,
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	var co jobs.Checkout
+	if err == nil {
+		err = h.Get(ctx, &co)
+	}
+	switch {
+	case err == nil:
+		return co, nil
+	case ctx.Err() != nil:
+		return co, fail(http.StatusServiceUnavailable, "checkout_pending",
+			"the payment page is not ready yet; retry with the same Idempotency-Key")
+	default:
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == jobs.ReasonCheckoutFailed {
+			return co, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
+		}
+		return co, fmt.Errorf("start job workflow: %w", err)
+	}
+}
+
+func (s *Server) workflowInput(job store.Job, access string) jobs.WorkflowInput {
+	page := s.cfg.PublicBaseURL + "/jobs/" + job.ID + "?token=" + access
+	return jobs.WorkflowInput{
+		JobID:             job.ID,
+		ImageURL:          job.ImageURL,
+		Resolution:        job.Resolution,
+		ImageWidth:        job.ImageWidth,
+		ImageHeight:       job.ImageHeight,
+		Email:             deref(job.Email),
+		PriceCents:        job.PriceCents,
+		Currency:          job.Currency,
+		CheckoutExpiresAt: *job.CheckoutExpiresAt,
+		SuccessURL:        page + "&checkout=success",
+		CancelURL:         page + "&checkout=cancelled",
+		Timeouts: jobs.Timeouts{
+			Payment:      s.cfg.PaymentTimeout,
+			DownloadTTL:  s.cfg.DownloadTTL,
+			Processing:   s.cfg.ProcessingTimeout,
+			PollInterval: s.cfg.UpsamplerPollInterval,
+		},
+	}
+}
+
+func (s *Server) validateJob(r *CreateJobRequest) (pricing.Quote, error) {
+	r.ImageURL = strings.TrimSpace(r.ImageURL)
+	r.Email = strings.TrimSpace(r.Email)
+	if r.ImageURL == "" {
+		return pricing.Quote{}, invalidField("image_url", "required", "image_url is required")
+	}
+	if _, err := s.sources.Check(r.ImageURL); err != nil {
+		return pricing.Quote{}, invalidField("image_url", "image_url_not_allowed", err.Error())
+	}
+	res := jobs.Resolution(r.Resolution)
+	if res.Factor() == 0 {
+		return pricing.Quote{}, invalidField("resolution", "invalid_resolution", `resolution must be "4x" or "8x"`)
+	}
+	if r.Email != "" {
+		if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email || len(r.Email) > 254 {
+			return pricing.Quote{}, invalidField("email", "invalid_email", "email is not a valid address")
+		}
+	}
+	if r.PostID < 0 {
+		return pricing.Quote{}, invalidField("post_id", "invalid_post_id", "post_id must not be negative")
+	}
+	if r.AttachmentID != nil && *r.AttachmentID < 0 {
+		return pricing.Quote{}, invalidField("attachment_id", "invalid_attachment_id", "attachment_id must not be negative")
+	}
+	for _, side := range []struct {
+		field string
+		v     int
+	}{{"image_width", r.ImageWidth}, {"image_height", r.ImageHeight}} {
+		switch {
+		case side.v < minImageSide:
+			return pricing.Quote{}, invalidField(side.field, "image_too_small",
+				fmt.Sprintf("%s must be at least %d pixels", side.field, minImageSide))
+		case side.v > maxImageSide:
+			return pricing.Quote{}, invalidField(side.field, "image_too_large",
+				fmt.Sprintf("%s must be at most %d pixels", side.field, maxImageSide))
+		}
+	}
+	q, err := pricing.Compute(r.ImageWidth, r.ImageHeight, res, s.cfg.MarkupPercent)
+	if err != nil {
+		return q, invalidField("resolution", "invalid_resolution", err.Error())
+	}
+	if int64(q.OutputWidth)*int64(q.OutputHeight) > s.cfg.MaxOutputMegapixels*1_000_000 {
+		return q, invalidField("resolution", "output_too_large", fmt.Sprintf(
+			"the %s output would be %dx%d, over the %d megapixel limit", res, q.OutputWidth, q.OutputHeight, s.cfg.MaxOutputMegapixels))
+	}
+	return q, nil
+}
+
+func validateIdempotencyKey(k string) error {
+	if k == "" {
+		return nil
+	}
+	if len(k) > 255 {
+		return fail(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key must be at most 255 characters")
+	}
+	for _, r := range k {
+		if r < 0x21 || r > 0x7e {
+			return fail(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// decodeStrict reads one JSON object, rejecting unknown fields and trailing data.
+func decodeStrict[T any](body io.Reader) (T, error) {
+	var v T
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return v, he // body too large
+		}
+		return v, fail(http.StatusBadRequest, "invalid_json", "request body is not valid JSON: "+jsonProblem(err))
+	}
+	if dec.More() {
+		return v, fail(http.StatusBadRequest, "invalid_json", "request body has data after the JSON object")
+	}
+	return v, nil
+}
+
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be a %s", te.Field, te.Type)
+	}
+	return err.Error()
+}
+
+func (s *Server) getJob(c echo.Context) error {
+	job, err := s.authorizedJob(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.customerView(job))
+}
+
+// authorizedJob returns the job if the bearer holds its access token. Any
+// failure is a plain 404, so that a job's existence does not leak.
+func (s *Server) authorizedJob(c echo.Context) (store.Job, error) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		return store.Job{}, errNotFound
+	}
+	access, ok := bearer(c)
+	if !ok {
+		return store.Job{}, errNotFound
+	}
+	job, err := s.store.Get(c.Request().Context(), id.String())
+	if errors.Is(err, store.ErrNotFound) || err == nil && !token.Matches(access, job.AccessTokenHash) {
+		return store.Job{}, errNotFound
+	}
+	return job, err
+}
+
+func bearer(c echo.Context) (string, bool) {
+	v, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (s *Server) download(c echo.Context) error {
+	tok := c.Param("token")
+	if !token.IsAlnum(tok, 64) {
+		return errNotFound
+	}
+	job, err := s.store.GetByDownloadToken(c.Request().Context(), tok)
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if job.DownloadExpiredAt != nil || job.DownloadExpiresAt == nil || !s.now().Before(*job.DownloadExpiresAt) {
+		return fail(http.StatusGone, "download_expired", "this download link has expired")
+	}
+	if job.Status != jobs.StatusCompleted || job.ResultKey == nil {
+		return errNotFound
+	}
+	f, err := s.files.Open(*job.ResultKey)
+	if err != nil {
+		return fmt.Errorf("open result of job %s: %w", job.ID, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("hires-%s-%s%s", job.ID[:8], job.Resolution, extOf(*job.ResultKey))
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", name))
+	h.Set(echo.HeaderContentType, deref(job.ResultContentType))
+	h.Set("Cache-Control", "private, no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if job.ResultSHA256 != nil {
+		h.Set("ETag", `"`+*job.ResultSHA256+`"`)
+	}
+	// ServeContent answers Range and conditional requests.
+	http.ServeContent(c.Response(), c.Request(), name, info.ModTime(), f)
+	return nil
+}
+
+func extOf(key string) string {
+	if i := strings.LastIndexByte(key, '.'); i >= 0 {
+		return key[i:]
+	}
+	return ""
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

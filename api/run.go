@@ -1,0 +1,66 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"hires/internal/config"
+	"hires/internal/storage"
+	"hires/internal/store"
+	"hires/internal/temporalclient"
+)
+
+// Run applies migrations, connects, and serves the API on cfg.HTTPAddr
+// until ctx ends, then drains in-flight requests.
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	files, err := storage.NewLocal(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	tc, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	e, err := New(Deps{Config: cfg, Store: st, Temporal: tc, Files: files, Logger: logger})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+	}
+	logger.Info("api listening", "addr", ln.Addr().String(), "public_base_url", cfg.PublicBaseURL)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("api: shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+// Package api is the REST API (Echo): job creation for the selling site,
+// status and downloads for customers, webhooks for Stripe and Upsampler,
+// and the admin listing.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"go.temporal.io/sdk/client"
+
+	"hires/internal/config"
+	"hires/internal/storage"
+	"hires/internal/store"
+	"hires/internal/urlguard"
+)
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Config   config.Config
+	Store    *store.Store
+	Temporal client.Client
+	Files    *storage.Local
+	Logger   *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server serves the API.
+type Server struct {
+	cfg      config.Config
+	store    *store.Store
+	temporal client.Client
+	files    *storage.Local
+	sources  *urlguard.Policy
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New builds the Echo application.
+func New(d Deps) (*echo.Echo, error) {
+	sources, err := urlguard.New(d.Config.SourceHosts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: d.Config, store: d.Store, temporal: d.Temporal, files: d.Files,
+		sources: sources, log: d.Logger, now: d.Now,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(middleware.Recover(), middleware.RequestID(), s.requestLog)
+
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+
+	v1 := e.Group("/v1")
+	v1.POST("/jobs", s.createJob, middleware.BodyLimit("16K"))
+	v1.GET("/jobs/:id", s.getJob)
+	v1.GET("/downloads/:token", s.download)
+	v1.HEAD("/downloads/:token", s.download)
+	v1.POST("/webhooks/stripe", s.stripeWebhook, middleware.BodyLimit("64K"))
+	v1.POST("/webhooks/upsampler/:id/:secret", s.upsamplerWebhook, middleware.BodyLimit("1M"))
+
+	admin := v1.Group("/admin", s.requireAdmin)
+	admin.GET("/jobs", s.listJobs)
+	admin.GET("/jobs/:id", s.adminGetJob)
+	admin.GET("/jobs/:id/events", s.jobEvents)
+	return e, nil
+}
+
+// requestLog logs one line per request; paths with secrets (download
+// tokens, callback secrets) are logged by route, never by raw path.
+func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.LogAttrs(c.Request().Context(), level, "http request",
+			slog.String("method", c.Request().Method),
+			slog.String("route", c.Path()),
+			slog.Int("status", status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
+		return nil
+	}
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+type errorBody struct {
+	Error Error `json:"error"`
+}
+
+// apiError is an error with its HTTP answer.
+type apiError struct {
+	status int
+	body   Error
+}
+
+func (e *apiError) Error() string { return e.body.Message }
+
+func fail(status int, code, message string) error {
+	return &apiError{status: status, body: Error{Code: code, Message: message}}
+}
+
+func invalidField(field, code, message string) error {
+	return &apiError{status: http.StatusUnprocessableEntity, body: Error{Code: code, Message: message, Field: field}}
+}
+
+var errNotFound = fail(http.StatusNotFound, "not_found", "not found")
+
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var ae *apiError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &he):
+		ae = &apiError{status: he.Code, body: Error{Code: echoCode(he.Code), Message: http.StatusText(he.Code)}}
+		if he.Code == http.StatusRequestEntityTooLarge {
+			ae.body.Message = "request body too large"
+		}
+	case errors.Is(err, context.DeadlineExceeded):
+		ae = &apiError{status: http.StatusServiceUnavailable, body: Error{Code: "timeout", Message: "the request timed out, please retry"}}
+	default:
+		s.log.ErrorContext(c.Request().Context(), "request failed", "route", c.Path(), "error", err)
+		ae = &apiError{status: http.StatusInternalServerError, body: Error{Code: "internal", Message: "internal error"}}
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(ae.status)
+		return
+	}
+	_ = c.JSON(ae.status, errorBody{Error: ae.body})
+}
+
+func echoCode(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusRequestEntityTooLarge:
+		return "body_too_large"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusBadRequest:
+		return "bad_request"
+	}
+	return "error"
+}

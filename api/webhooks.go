@@ -1,0 +1,126 @@
+package api
+
+import (
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"go.temporal.io/api/serviceerror"
+
+	"hires/internal/jobs"
+	"hires/internal/payments"
+	"hires/internal/store"
+	"hires/internal/upsampler"
+)
+
+// handledEvents are the Stripe event types that concern a job's payment.
+var handledEvents = map[string]bool{
+	jobs.EventCheckoutCompleted:      true,
+	jobs.EventCheckoutAsyncSucceeded: true,
+	jobs.EventCheckoutAsyncFailed:    true,
+	jobs.EventCheckoutExpired:        true,
+}
+
+// stripeWebhook verifies a Stripe event and signals the job's workflow.
+// It answers 2xx only once the signal is accepted by Temporal (durable),
+// so that Stripe retries otherwise; duplicates are acknowledged without a
+// second signal, and the workflow ignores repeats too.
+func (s *Server) stripeWebhook(c echo.Context) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return err // body too large: 413 from the limit
+	}
+	ev, err := payments.ParseEvent(body, c.Request().Header.Get("Stripe-Signature"), s.cfg.StripeWebhookSecret)
+	if err != nil {
+		s.log.WarnContext(c.Request().Context(), "stripe webhook rejected", "error", err)
+		return fail(http.StatusBadRequest, "invalid_event", err.Error())
+	}
+	ctx := c.Request().Context()
+	log := s.log.With("event_id", ev.ID, "event_type", ev.Type)
+	if !handledEvents[ev.Type] || ev.Session == nil {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ignored"})
+	}
+	// Route by our job ID (metadata, else client_reference_id), never by session ID alone.
+	id, err := uuid.Parse(ev.Session.JobID)
+	if err != nil {
+		log.WarnContext(ctx, "stripe event without a job ID ignored")
+		return c.JSON(http.StatusOK, map[string]string{"status": "ignored"})
+	}
+	if seen, err := s.store.StripeEventSeen(ctx, ev.ID); err != nil {
+		return err
+	} else if seen {
+		return c.JSON(http.StatusOK, map[string]string{"status": "duplicate"})
+	}
+	job, err := s.store.Get(ctx, id.String())
+	if errors.Is(err, store.ErrNotFound) {
+		log.WarnContext(ctx, "stripe event for an unknown job ignored", "job_id", id)
+		return c.JSON(http.StatusOK, map[string]string{"status": "ignored"})
+	}
+	if err != nil {
+		return err
+	}
+	signal := jobs.StripeEvent{
+		EventID:         ev.ID,
+		Type:            ev.Type,
+		SessionID:       ev.Session.ID,
+		PaymentStatus:   ev.Session.PaymentStatus,
+		PaymentIntentID: ev.Session.PaymentIntentID,
+		AmountCents:     ev.Session.AmountTotal,
+		Currency:        ev.Session.Currency,
+		CustomerEmail:   ev.Session.CustomerEmail,
+	}
+	outcome := "signalled"
+	err = s.temporal.SignalWorkflow(ctx, jobs.WorkflowID(job.ID), "", jobs.SignalStripeEvent, signal)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		outcome = "workflow_closed"
+		log.WarnContext(ctx, "stripe event for a closed job", "job_id", job.ID, "job_status", job.Status)
+	case err != nil:
+		log.ErrorContext(ctx, "signalling the job failed; Stripe will retry", "job_id", job.ID, "error", err)
+		return fail(http.StatusServiceUnavailable, "unavailable", "event not accepted, retry later")
+	}
+	if _, err := s.store.RecordStripeEvent(ctx, ev.ID, ev.Type, job.ID, outcome); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": outcome})
+}
+
+// upsamplerWebhook takes Upsampler's (unauthenticated) callback. The URL's
+// per-job secret keeps strangers out; even so the workflow treats it as a
+// hint and asks Upsampler's status endpoint before acting.
+func (s *Server) upsamplerWebhook(c echo.Context) error {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		return errNotFound
+	}
+	ctx := c.Request().Context()
+	job, err := s.store.Get(ctx, id.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare([]byte(c.Param("secret")), []byte(job.CallbackSecret)) != 1 {
+		return errNotFound
+	}
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return err
+	}
+	cb, err := upsampler.ParseCallback(body)
+	if err != nil {
+		return fail(http.StatusBadRequest, "invalid_callback", "callback body needs JSON with id and status")
+	}
+	err = s.temporal.SignalWorkflow(ctx, jobs.WorkflowID(job.ID), "", jobs.SignalUpsamplerCallback,
+		jobs.UpsamplerCallback{UpsamplerJobID: cb.ID, Status: cb.Status})
+	var notFound *serviceerror.NotFound
+	if err != nil && !errors.As(err, &notFound) {
+		return fail(http.StatusServiceUnavailable, "unavailable", "callback not accepted, retry later")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "received"})
+}

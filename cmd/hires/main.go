@@ -1,0 +1,179 @@
+// Command hires runs the image job service.
+//
+//	hires api       serve the REST API
+//	hires worker    run the job workflows and activities
+//	hires migrate   apply database migrations and exit
+//	hires dev       run the whole stack locally (make run)
+//	hires pay JOB   simulate the customer paying for a job (signed Stripe webhook)
+//	hires expire JOB   simulate the Checkout Session expiring unpaid
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"hires/api"
+	"hires/internal/config"
+	"hires/internal/localstack"
+	"hires/internal/paysim"
+	"hires/internal/store"
+	"hires/worker"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := newLogger()
+	slog.SetDefault(logger)
+
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "api":
+		err = withConfig(config.RoleAPI, func(c config.Config) error { return api.Run(ctx, c, logger) })
+	case "worker":
+		err = withConfig(config.RoleWorker, func(c config.Config) error { return worker.Run(ctx, c, logger) })
+	case "migrate":
+		err = migrate(ctx)
+	case "dev":
+		err = dev(ctx, logger)
+	case "pay", "expire":
+		err = simulate(ctx, cmd, args)
+	default:
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hires:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | expire JOB_ID")
+}
+
+func newLogger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if os.Getenv("LOG_FORMAT") == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+func withConfig(role config.Role, run func(config.Config) error) error {
+	c, err := config.Load(role)
+	if err != nil {
+		return err
+	}
+	return run(c)
+}
+
+func migrate(ctx context.Context) error {
+	url := os.Getenv("DATABASE_URL")
+	if url == "" {
+		return errors.New("config: DATABASE_URL is required")
+	}
+	return store.Migrate(ctx, url)
+}
+
+// dev runs the local stack in the foreground until interrupted.
+func dev(ctx context.Context, logger *slog.Logger) error {
+	environ := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			environ[k] = v
+		}
+	}
+	dataDir := os.Getenv("HIRES_LOCAL_DIR") // default: a fresh temporary directory
+	fmt.Fprintln(os.Stderr, "Starting PostgreSQL, Temporal, stripe-mock, the Upsampler stand-in, the worker and the API...")
+	s, err := localstack.Start(ctx, localstack.Options{
+		Environ: environ, WellKnownPorts: true, DataDir: dataDir, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+	fmt.Printf(`
+The stack is up (Ctrl-C stops it):
+  API                  %s
+  Temporal             %s
+  Temporal Web UI      %s
+  stripe-mock          %s
+  Upsampler stand-in   %s
+  Sample images        %s   (e.g. %s)
+
+Create a job:
+  curl -s -X POST %s/v1/jobs -H 'Content-Type: application/json' \
+    -d '{"image_url":"%s","resolution":"4x","email":"you@example.com","image_width":640,"image_height":480}'
+Pay for it (sends a signed checkout.session.completed):
+  make pay JOB=<id>
+`, s.APIURL, s.TemporalAddress, orNone(s.TemporalUIURL), s.StripeURL, orNone(s.UpsamplerURL),
+		orNone(s.SamplesURL), s.SampleImageURL(640, 480), s.APIURL, s.SampleImageURL(640, 480))
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(os.Stderr, "Stopping...")
+		return nil
+	case err := <-s.Done():
+		return fmt.Errorf("a process stopped: %w", err)
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(not started here)"
+	}
+	return s
+}
+
+// simulate sends the Stripe event a customer's action would cause.
+func simulate(ctx context.Context, cmd string, args []string) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	apiURL := fs.String("api", envOr("PUBLIC_BASE_URL", "http://127.0.0.1:8080"), "API base URL")
+	email := fs.String("email", "", "email the customer enters at Checkout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("usage: hires %s [-api URL] [-email ADDRESS] JOB_ID", cmd)
+	}
+	o := paysim.Options{
+		APIURL:        *apiURL,
+		AdminToken:    envOr("ADMIN_TOKEN", localstack.LocalAdminToken),
+		WebhookSecret: envOr("STRIPE_WEBHOOK_SECRET", localstack.LocalWebhookSecret),
+		Email:         *email,
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	send := paysim.Pay
+	if cmd == "expire" {
+		send = paysim.Expire
+	}
+	res, err := send(ctx, o, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("sent %s: HTTP %d %s\n", res.EventID, res.Status, res.Body)
+	if res.Status/100 != 2 {
+		return fmt.Errorf("the API refused the event")
+	}
+	return nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,191 @@
+// Package config is the service's one typed configuration, read from
+// environment variables and validated at start-up.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config holds every setting of the API and the worker. Durations use Go
+// syntax (90s, 24h). Secrets are tagged so that String() never prints them.
+type Config struct {
+	HTTPAddr      string `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	PublicBaseURL string `env:"PUBLIC_BASE_URL" envDefault:"http://127.0.0.1:8080"`
+	DatabaseURL   string `env:"DATABASE_URL"`
+	DataDir       string `env:"DATA_DIR" envDefault:"./data"`
+
+	TemporalAddress   string `env:"TEMPORAL_ADDRESS" envDefault:"127.0.0.1:7233"`
+	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
+
+	StripeSecretKey     string `env:"STRIPE_SECRET_KEY"`
+	StripeWebhookSecret string `env:"STRIPE_WEBHOOK_SECRET"`
+	StripeAPIBase       string `env:"STRIPE_API_BASE" envDefault:"https://api.stripe.com"`
+	Currency            string `env:"CURRENCY" envDefault:"usd"`
+
+	UpsamplerAPIKey  string `env:"UPSAMPLER_API_KEY"`
+	UpsamplerBaseURL string `env:"UPSAMPLER_BASE_URL" envDefault:"https://upsampler.com/api/v1"`
+	// UpsamplerResultHosts are the hosts the worker may download results
+	// from; "*.example.com" matches subdomains.
+	UpsamplerResultHosts []string `env:"UPSAMPLER_RESULT_HOSTS" envDefault:"upsampler.com,*.upsampler.com" envSeparator:","`
+
+	// SourceHosts are the hosts customers' source images may come from.
+	SourceHosts         []string `env:"SOURCE_HOSTS" envSeparator:","`
+	MarkupPercent       int      `env:"MARKUP_PERCENT" envDefault:"200"`
+	MaxOutputMegapixels int64    `env:"MAX_OUTPUT_MEGAPIXELS" envDefault:"400"`
+	MaxResultBytes      int64    `env:"MAX_RESULT_BYTES" envDefault:"268435456"`
+
+	PaymentTimeout        time.Duration `env:"PAYMENT_TIMEOUT" envDefault:"24h"`
+	DownloadTTL           time.Duration `env:"DOWNLOAD_TTL" envDefault:"24h"`
+	ProcessingTimeout     time.Duration `env:"PROCESSING_TIMEOUT" envDefault:"30m"`
+	UpsamplerPollInterval time.Duration `env:"UPSAMPLER_POLL_INTERVAL" envDefault:"30s"`
+
+	AdminToken string `env:"ADMIN_TOKEN"`
+}
+
+// Role selects which settings a process requires.
+type Role int
+
+// The processes.
+const (
+	RoleAPI Role = iota
+	RoleWorker
+)
+
+// Load reads the environment and validates it for role. The error names
+// the first offending variable and never contains a secret's value.
+func Load(role Role) (Config, error) {
+	return LoadEnv(role, env.ToMap(os.Environ()))
+}
+
+// LoadEnv is Load from the given variables instead of the process's.
+func LoadEnv(role Role, environ map[string]string) (Config, error) {
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
+		return Config{}, fmt.Errorf("config: %w", redact(err))
+	}
+	c.Currency = strings.ToLower(strings.TrimSpace(c.Currency))
+	c.SourceHosts = trimAll(c.SourceHosts)
+	c.UpsamplerResultHosts = trimAll(c.UpsamplerResultHosts)
+	c.PublicBaseURL = strings.TrimRight(c.PublicBaseURL, "/")
+	c.UpsamplerBaseURL = strings.TrimRight(c.UpsamplerBaseURL, "/")
+	if err := c.Validate(role); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate checks the settings role needs.
+func (c Config) Validate(role Role) error {
+	var errs []error
+	need := func(name, v string) {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	need("DATABASE_URL", c.DatabaseURL)
+	need("STRIPE_SECRET_KEY", c.StripeSecretKey)
+	need("TEMPORAL_ADDRESS", c.TemporalAddress)
+	need("TEMPORAL_NAMESPACE", c.TemporalNamespace)
+	if err := absoluteURL(c.StripeAPIBase); err != nil {
+		errs = append(errs, fmt.Errorf("STRIPE_API_BASE: %w", err))
+	}
+	if err := absoluteURL(c.PublicBaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("PUBLIC_BASE_URL: %w", err))
+	}
+	if len(c.Currency) != 3 {
+		errs = append(errs, fmt.Errorf("CURRENCY must be a 3-letter ISO code, got %q", c.Currency))
+	}
+	switch role {
+	case RoleAPI:
+		need("STRIPE_WEBHOOK_SECRET", c.StripeWebhookSecret)
+		need("ADMIN_TOKEN", c.AdminToken)
+		if c.AdminToken != "" && len(c.AdminToken) < 16 {
+			errs = append(errs, errors.New("ADMIN_TOKEN must be at least 16 characters"))
+		}
+		if len(c.SourceHosts) == 0 {
+			errs = append(errs, errors.New("SOURCE_HOSTS is required (comma-separated image hosts)"))
+		}
+		if c.MarkupPercent < 0 || c.MarkupPercent > 10000 {
+			errs = append(errs, fmt.Errorf("MARKUP_PERCENT must be between 0 and 10000, got %d", c.MarkupPercent))
+		}
+		if c.MaxOutputMegapixels <= 0 {
+			errs = append(errs, errors.New("MAX_OUTPUT_MEGAPIXELS must be positive"))
+		}
+		for _, d := range []struct {
+			name     string
+			v, floor time.Duration
+		}{
+			{"PAYMENT_TIMEOUT", c.PaymentTimeout, time.Second},
+			{"DOWNLOAD_TTL", c.DownloadTTL, time.Second},
+			{"PROCESSING_TIMEOUT", c.ProcessingTimeout, time.Second},
+			{"UPSAMPLER_POLL_INTERVAL", c.UpsamplerPollInterval, 100 * time.Millisecond},
+		} {
+			if d.v < d.floor {
+				errs = append(errs, fmt.Errorf("%s must be at least %s, got %s", d.name, d.floor, d.v))
+			}
+		}
+	case RoleWorker:
+		need("UPSAMPLER_API_KEY", c.UpsamplerAPIKey)
+		if err := absoluteURL(c.UpsamplerBaseURL); err != nil {
+			errs = append(errs, fmt.Errorf("UPSAMPLER_BASE_URL: %w", err))
+		}
+		if len(c.UpsamplerResultHosts) == 0 {
+			errs = append(errs, errors.New("UPSAMPLER_RESULT_HOSTS is required"))
+		}
+		need("DATA_DIR", c.DataDir)
+		if c.MaxResultBytes <= 0 {
+			errs = append(errs, errors.New("MAX_RESULT_BYTES must be positive"))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errs[0])
+	}
+	return nil
+}
+
+func absoluteURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an absolute http(s) URL, got %q", raw)
+	}
+	return nil
+}
+
+func trimAll(in []string) []string {
+	out := in[:0]
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// redact drops the offending value from a parse error, which may be a secret.
+func redact(err error) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) && len(agg.Errors) > 0 {
+		var pe env.ParseError
+		if errors.As(agg.Errors[0], &pe) {
+			return fmt.Errorf("%s has an invalid value (want %s)", envName(pe.Name), pe.Type)
+		}
+		return agg.Errors[0]
+	}
+	return err
+}
+
+// envName maps a struct field back to its variable for the message.
+func envName(field string) string {
+	if f, ok := reflect.TypeFor[Config]().FieldByName(field); ok {
+		return f.Tag.Get("env")
+	}
+	return field
+}

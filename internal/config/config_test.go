@@ -1,0 +1,92 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func base() map[string]string {
+	return map[string]string{
+		"DATABASE_URL":          "postgres://localhost/hires",
+		"STRIPE_SECRET_KEY":     "sk_test_123",
+		"STRIPE_WEBHOOK_SECRET": "whsec_test",
+		"ADMIN_TOKEN":           "admin-token-0123456789",
+		"SOURCE_HOSTS":          "images.example.com, cdn.example.com",
+		"UPSAMPLER_API_KEY":     "up_key",
+	}
+}
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name    string
+		role    Role
+		set     map[string]string
+		wantErr string // substring; "" means success
+	}{
+		{"defaults are valid for the API", RoleAPI, nil, ""},
+		{"defaults are valid for the worker", RoleWorker, nil, ""},
+		{"missing database", RoleAPI, map[string]string{"DATABASE_URL": ""}, "DATABASE_URL is required"},
+		{"API needs the webhook secret", RoleAPI, map[string]string{"STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET is required"},
+		{"worker does not need the webhook secret", RoleWorker, map[string]string{"STRIPE_WEBHOOK_SECRET": ""}, ""},
+		{"worker needs the Upsampler key", RoleWorker, map[string]string{"UPSAMPLER_API_KEY": ""}, "UPSAMPLER_API_KEY is required"},
+		{"malformed duration names the variable", RoleAPI, map[string]string{"PAYMENT_TIMEOUT": "soon"}, "PAYMENT_TIMEOUT has an invalid value"},
+		{"too short duration", RoleAPI, map[string]string{"DOWNLOAD_TTL": "1ms"}, "DOWNLOAD_TTL must be at least"},
+		{"malformed markup", RoleAPI, map[string]string{"MARKUP_PERCENT": "lots"}, "MARKUP_PERCENT has an invalid value"},
+		{"negative markup", RoleAPI, map[string]string{"MARKUP_PERCENT": "-5"}, "MARKUP_PERCENT must be between"},
+		{"short admin token", RoleAPI, map[string]string{"ADMIN_TOKEN": "short"}, "ADMIN_TOKEN must be at least"},
+		{"no source hosts", RoleAPI, map[string]string{"SOURCE_HOSTS": " , "}, "SOURCE_HOSTS is required"},
+		{"relative public URL", RoleAPI, map[string]string{"PUBLIC_BASE_URL": "/jobs"}, "PUBLIC_BASE_URL"},
+		{"bad currency", RoleAPI, map[string]string{"CURRENCY": "dollars"}, "CURRENCY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := base()
+			for k, v := range tt.set {
+				env[k] = v
+			}
+			for k, v := range env {
+				t.Setenv(k, v)
+			}
+			c, err := Load(tt.role)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
+			}
+			_ = c
+		})
+	}
+}
+
+func TestLoadNormalises(t *testing.T) {
+	for k, v := range base() {
+		t.Setenv(k, v)
+	}
+	t.Setenv("PUBLIC_BASE_URL", "https://shop.example.com/")
+	t.Setenv("CURRENCY", "EUR")
+	c, err := Load(RoleAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicBaseURL != "https://shop.example.com" || c.Currency != "eur" {
+		t.Fatalf("got %q %q", c.PublicBaseURL, c.Currency)
+	}
+	if len(c.SourceHosts) != 2 || c.SourceHosts[1] != "cdn.example.com" {
+		t.Fatalf("source hosts %q", c.SourceHosts)
+	}
+}
+
+func TestErrorsNeverContainSecrets(t *testing.T) {
+	for k, v := range base() {
+		t.Setenv(k, v)
+	}
+	t.Setenv("PAYMENT_TIMEOUT", "sk_live_secretvalue")
+	_, err := Load(RoleAPI)
+	if err == nil || strings.Contains(err.Error(), "secretvalue") {
+		t.Fatalf("error leaks the value: %v", err)
+	}
+}

@@ -1,0 +1,192 @@
+// Package jobs is the contract shared by the API, the workflow and the worker:
+// workflow IDs and names, message names and payloads, statuses and search
+// attributes. It imports nothing from the rest of the project.
+package jobs
+
+import (
+	"strings"
+	"time"
+)
+
+// TaskQueue is the one task queue that job workflows and their activities run on.
+const TaskQueue = "image-jobs"
+
+// WorkflowName is the registered name of the job workflow.
+const WorkflowName = "ImageJob"
+
+const workflowIDPrefix = "job:"
+
+// WorkflowID derives a job's workflow ID from its job ID: one workflow per job.
+func WorkflowID(jobID string) string { return workflowIDPrefix + jobID }
+
+// JobIDFromWorkflowID is the inverse of WorkflowID.
+func JobIDFromWorkflowID(workflowID string) (string, bool) {
+	return strings.CutPrefix(workflowID, workflowIDPrefix)
+}
+
+// Message names.
+const (
+	// UpdateCheckout returns the job's Stripe Checkout Session (a Checkout),
+	// waiting until the workflow has created it.
+	UpdateCheckout = "checkout"
+	// SignalStripeEvent carries a verified Stripe webhook event (a StripeEvent).
+	SignalStripeEvent = "stripe-event"
+	// SignalUpsamplerCallback carries an Upsampler callback (an UpsamplerCallback).
+	// It is only a hint: the workflow confirms it with Upsampler's status endpoint.
+	SignalUpsamplerCallback = "upsampler-callback"
+	// QueryState returns the workflow's State.
+	QueryState = "state"
+)
+
+// Status is a job's lifecycle status.
+type Status string
+
+// The six job statuses.
+const (
+	StatusAwaitingPayment Status = "awaiting_payment"
+	StatusPending         Status = "pending"
+	StatusProcessing      Status = "processing"
+	StatusCompleted       Status = "completed"
+	StatusFailed          Status = "failed"
+	StatusAbandoned       Status = "abandoned"
+)
+
+// Statuses lists every status, in lifecycle order.
+var Statuses = []Status{
+	StatusAwaitingPayment, StatusPending, StatusProcessing,
+	StatusCompleted, StatusFailed, StatusAbandoned,
+}
+
+// Valid reports whether s is one of the six statuses.
+func (s Status) Valid() bool {
+	for _, v := range Statuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Final reports whether no further transition can leave s.
+func (s Status) Final() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusAbandoned
+}
+
+// PaymentStatus is the state of the customer's payment.
+type PaymentStatus string
+
+// Payment statuses.
+const (
+	PaymentPending PaymentStatus = "pending" // Checkout Session open, nothing paid
+	PaymentPaid    PaymentStatus = "paid"
+	PaymentFailed  PaymentStatus = "failed"  // an asynchronous payment method failed
+	PaymentExpired PaymentStatus = "expired" // the Checkout Session expired unpaid
+)
+
+// Failure reasons recorded on failed jobs (machine-readable, stable).
+const (
+	ReasonCheckoutFailed     = "checkout_failed"
+	ReasonUpsamplerRejected  = "upsampler_rejected"
+	ReasonUpsamplerFailed    = "upsampler_failed"
+	ReasonUpsamplerTimeout   = "upsampler_timeout"
+	ReasonUpsamplerNoOutput  = "upsampler_no_output"
+	ReasonResultFetchFailed  = "result_fetch_failed"
+	ReasonResultInvalid      = "result_invalid"
+	ReasonUpsamplerSubmitErr = "upsampler_submit_failed"
+)
+
+// Resolution is an upscale factor offered for sale.
+type Resolution string
+
+// Resolutions on sale.
+const (
+	Resolution4x Resolution = "4x"
+	Resolution8x Resolution = "8x"
+)
+
+// Factor returns the upscale factor of r, or 0 if r is not on sale.
+func (r Resolution) Factor() int {
+	switch r {
+	case Resolution4x:
+		return 4
+	case Resolution8x:
+		return 8
+	}
+	return 0
+}
+
+// WorkflowInput starts a job's workflow. Everything the workflow needs to
+// decide is here, so that its behaviour does not depend on the worker's
+// configuration at replay time.
+type WorkflowInput struct {
+	JobID       string
+	ImageURL    string
+	Resolution  Resolution
+	ImageWidth  int
+	ImageHeight int
+	Email       string
+	PriceCents  int64
+	Currency    string
+	// CheckoutExpiresAt is computed once by the API, so that a retried
+	// session creation sends identical parameters under its idempotency key.
+	CheckoutExpiresAt time.Time
+	// SuccessURL and CancelURL are where Stripe Checkout sends the customer back.
+	SuccessURL string
+	CancelURL  string
+	Timeouts   Timeouts
+}
+
+// Timeouts are the workflow's business deadlines, taken from configuration.
+type Timeouts struct {
+	// Payment is how long the job waits for payment before it is abandoned.
+	Payment time.Duration
+	// DownloadTTL is how long the download link stays valid.
+	DownloadTTL time.Duration
+	// Processing bounds the whole Upsampler round trip, from submission to result.
+	Processing time.Duration
+	// PollInterval is how often Upsampler's status is polled when no callback arrives.
+	PollInterval time.Duration
+}
+
+// Checkout is the result of UpdateCheckout.
+type Checkout struct {
+	SessionID string
+	URL       string
+	ExpiresAt time.Time
+}
+
+// StripeEvent is a verified Stripe event routed to a job.
+type StripeEvent struct {
+	EventID         string
+	Type            string // e.g. checkout.session.completed
+	SessionID       string
+	PaymentStatus   string // the session's payment_status: paid, unpaid, no_payment_required
+	PaymentIntentID string
+	AmountCents     int64
+	Currency        string
+	CustomerEmail   string
+}
+
+// Stripe event types the workflow acts on.
+const (
+	EventCheckoutCompleted      = "checkout.session.completed"
+	EventCheckoutAsyncSucceeded = "checkout.session.async_payment_succeeded"
+	EventCheckoutAsyncFailed    = "checkout.session.async_payment_failed"
+	EventCheckoutExpired        = "checkout.session.expired"
+)
+
+// UpsamplerCallback is an (unauthenticated) Upsampler webhook delivery.
+type UpsamplerCallback struct {
+	UpsamplerJobID string
+	Status         string
+}
+
+// State is what QueryState returns: the workflow's live view of the job.
+type State struct {
+	JobID          string
+	Status         Status
+	PaymentStatus  PaymentStatus
+	UpsamplerJobID string
+	FailureReason  string
+	DownloadExpiry time.Time
+}

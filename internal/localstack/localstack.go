@@ -1,0 +1,298 @@
+// Package localstack runs the whole service on one machine, on loopback:
+// PostgreSQL, the Temporal dev server (with its Web UI), stripe-mock, the
+// Upsampler stand-in, a sample image host, the worker and the API. `make
+// run` and the end-to-end tests both use it. A setting given in the
+// environment always wins: a component is only started when its address
+// was not given.
+package localstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"hires/api"
+	"hires/internal/config"
+	"hires/internal/devstack"
+	"hires/internal/jobs"
+	"hires/internal/samplesite"
+	"hires/internal/upsamplersim"
+	"hires/worker"
+)
+
+// Well-known local ports, as README documents them.
+const (
+	PortAPI        = 8080
+	PortTemporal   = 7233
+	PortTemporalUI = 8233
+	PortStripeMock = 12111
+	PortUpsampler  = 8099
+	PortSamples    = 8098
+)
+
+// Local secrets: fine on loopback, never in production.
+const (
+	LocalWebhookSecret   = "whsec_local_development_only"
+	LocalAdminToken      = "local-admin-token-0123456789"
+	LocalUpsamplerAPIKey = "local-upsampler-key"
+)
+
+// Options configure a stack.
+type Options struct {
+	// Environ holds settings (usually the process environment). Anything
+	// set here is used as is.
+	Environ map[string]string
+	// WellKnownPorts uses the documented ports; otherwise free ones.
+	WellKnownPorts bool
+	// DataDir holds PostgreSQL's cluster, Temporal's database and results;
+	// empty means a temporary directory removed by Stop.
+	DataDir string
+	// Output receives the child processes' output; nil discards it.
+	Output io.Writer
+	Logger *slog.Logger
+	// WrapStripe, if set, is given stripe-mock's URL and returns the URL the
+	// service should use instead (tests put a recording proxy there).
+	WrapStripe func(stripeMockURL string) string
+	// UpsamplerDelay is how long the stand-in takes per job (default 2s).
+	UpsamplerDelay time.Duration
+}
+
+// Stack is a running local deployment.
+type Stack struct {
+	APIURL          string
+	TemporalAddress string
+	TemporalUIURL   string // "" when Temporal was not started here
+	StripeURL       string
+	UpsamplerURL    string // the stand-in's base URL, when started here
+	SamplesURL      string // the sample image host, when started here
+	// Env is the complete set of settings the API and worker run with.
+	Env map[string]string
+	// Upsampler is the stand-in, when started here.
+	Upsampler *upsamplersim.Server
+
+	stops []func()
+	errc  chan error
+}
+
+// Start brings the stack up; on error everything started is stopped.
+func Start(ctx context.Context, o Options) (_ *Stack, err error) {
+	s := &Stack{errc: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	env := map[string]string{}
+	for k, v := range o.Environ {
+		env[k] = v
+	}
+	has := func(k string) bool { return env[k] != "" }
+	setDefault := func(k, v string) {
+		if !has(k) {
+			env[k] = v
+		}
+	}
+	port := func(wellKnown int) (int, error) {
+		if o.WellKnownPorts {
+			return wellKnown, nil
+		}
+		return devstack.FreePort()
+	}
+
+	dataDir := o.DataDir
+	if dataDir == "" {
+		if dataDir, err = os.MkdirTemp("", "hires-local-"); err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, func() { os.RemoveAll(dataDir) })
+	}
+	setDefault("DATA_DIR", filepath.Join(dataDir, "files"))
+
+	if !has("DATABASE_URL") {
+		pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{Output: o.Output})
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, func() { pg.Stop() })
+		env["DATABASE_URL"] = pg.URL
+	}
+
+	if !has("TEMPORAL_ADDRESS") {
+		p, err := port(PortTemporal)
+		if err != nil {
+			return nil, err
+		}
+		ui, err := port(PortTemporalUI)
+		if err != nil {
+			return nil, err
+		}
+		t, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
+			Port: p, UIPort: ui, Namespace: env["TEMPORAL_NAMESPACE"],
+			SearchAttributes: jobs.SearchAttributes, Output: o.Output,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, func() { t.Stop() })
+		env["TEMPORAL_ADDRESS"], s.TemporalUIURL = t.Address, t.UIURL
+	}
+	s.TemporalAddress = env["TEMPORAL_ADDRESS"]
+
+	if !has("STRIPE_API_BASE") {
+		p, err := port(PortStripeMock)
+		if err != nil {
+			return nil, err
+		}
+		sm, err := devstack.StartStripeMock(ctx, devstack.StripeMockOptions{Addr: "127.0.0.1:" + strconv.Itoa(p), Output: o.Output})
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, func() { sm.Stop() })
+		env["STRIPE_API_BASE"] = sm.URL
+		if o.WrapStripe != nil {
+			env["STRIPE_API_BASE"] = o.WrapStripe(sm.URL)
+		}
+		setDefault("STRIPE_SECRET_KEY", devstack.StripeMockAPIKey)
+	}
+	s.StripeURL = env["STRIPE_API_BASE"]
+	setDefault("STRIPE_WEBHOOK_SECRET", LocalWebhookSecret)
+
+	if !has("UPSAMPLER_BASE_URL") {
+		setDefault("UPSAMPLER_API_KEY", LocalUpsamplerAPIKey)
+		ln, err := listen(port, PortUpsampler)
+		if err != nil {
+			return nil, err
+		}
+		base := "http://" + ln.Addr().String()
+		delay := o.UpsamplerDelay
+		if delay == 0 {
+			delay = 2 * time.Second
+		}
+		s.Upsampler = upsamplersim.New(upsamplersim.Options{
+			APIKey: env["UPSAMPLER_API_KEY"], PublicURL: base, ProcessingDelay: delay,
+			MaxOutputPixels: 256_000_000, Logger: o.Logger.With("component", "upsampler-standin"),
+		})
+		s.serve(ln, s.Upsampler)
+		s.stops = append(s.stops, s.Upsampler.Close)
+		env["UPSAMPLER_BASE_URL"], s.UpsamplerURL = base+"/api/v1", base
+		setDefault("UPSAMPLER_RESULT_HOSTS", ln.Addr().String())
+	}
+
+	if !has("SOURCE_HOSTS") {
+		ln, err := listen(port, PortSamples)
+		if err != nil {
+			return nil, err
+		}
+		s.serve(ln, samplesite.Handler())
+		env["SOURCE_HOSTS"], s.SamplesURL = ln.Addr().String(), "http://"+ln.Addr().String()
+	}
+
+	if !has("HTTP_ADDR") {
+		p, err := port(PortAPI)
+		if err != nil {
+			return nil, err
+		}
+		env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(p)
+	}
+	setDefault("PUBLIC_BASE_URL", "http://"+env["HTTP_ADDR"])
+	setDefault("ADMIN_TOKEN", LocalAdminToken)
+	s.APIURL = env["PUBLIC_BASE_URL"]
+	s.Env = env
+
+	apiCfg, err := config.LoadEnv(config.RoleAPI, env)
+	if err != nil {
+		return nil, err
+	}
+	workerCfg, err := config.LoadEnv(config.RoleWorker, env)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	s.stops = append(s.stops, func() { cancel(); <-done; <-done })
+	go func() {
+		s.errc <- worker.Run(runCtx, workerCfg, o.Logger.With("process", "worker"))
+		done <- struct{}{}
+	}()
+	go func() {
+		s.errc <- api.Run(runCtx, apiCfg, o.Logger.With("process", "api"))
+		done <- struct{}{}
+	}()
+	if err := s.waitHealthy(ctx, "http://"+env["HTTP_ADDR"]+"/healthz"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Done reports the first exit of the API or the worker (an error, or nil
+// if it stopped cleanly).
+func (s *Stack) Done() <-chan error { return s.errc }
+
+// Stop stops everything, newest first.
+func (s *Stack) Stop() {
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+	s.stops = nil
+}
+
+func listen(port func(int) (int, error), wellKnown int) (net.Listener, error) {
+	p, err := port(wellKnown)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	if err != nil {
+		return nil, fmt.Errorf("localstack: %w", err)
+	}
+	return ln, nil
+}
+
+func (s *Stack) serve(ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed at Stop
+	s.stops = append(s.stops, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx) //nolint:errcheck
+	})
+}
+
+func (s *Stack) waitHealthy(ctx context.Context, healthURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		select {
+		case err := <-s.errc:
+			return fmt.Errorf("localstack: a process stopped during start-up: %w", err)
+		case <-ctx.Done():
+			return errors.New("localstack: the API did not become healthy within 60s")
+		case <-time.After(100 * time.Millisecond):
+		}
+		resp, err := http.Get(healthURL)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+}
+
+// SampleImageURL returns a source image URL on the local sample host.
+func (s *Stack) SampleImageURL(w, h int) string {
+	u, _ := url.JoinPath(s.SamplesURL, "images", fmt.Sprintf("%dx%d.png", w, h))
+	return u
+}

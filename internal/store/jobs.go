@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"hires/internal/jobs"
+)
+
+// Job is one row of the job record.
+type Job struct {
+	ID                    string             `db:"id"`
+	Status                jobs.Status        `db:"status"`
+	ImageURL              string             `db:"image_url"`
+	Resolution            jobs.Resolution    `db:"resolution"`
+	Email                 *string            `db:"email"`
+	PostID                int64              `db:"post_id"`
+	AttachmentID          *int64             `db:"attachment_id"`
+	ImageWidth            int                `db:"image_width"`
+	ImageHeight           int                `db:"image_height"`
+	OutputWidth           int                `db:"output_width"`
+	OutputHeight          int                `db:"output_height"`
+	AccessTokenHash       []byte             `db:"access_token_hash"`
+	IdempotencyKeyHash    []byte             `db:"idempotency_key_hash"`
+	RequestHash           []byte             `db:"request_hash"`
+	CallbackSecret        string             `db:"callback_secret"`
+	Currency              string             `db:"currency"`
+	PriceCents            int64              `db:"price_cents"`
+	MarkupPercent         int                `db:"markup_percent"`
+	EstimatedCredits      int64              `db:"estimated_credits"`
+	EstimatedCostCents    int64              `db:"estimated_cost_cents"`
+	CheckoutSessionID     *string            `db:"checkout_session_id"`
+	CheckoutURL           *string            `db:"checkout_url"`
+	CheckoutExpiresAt     *time.Time         `db:"checkout_expires_at"`
+	PaymentStatus         jobs.PaymentStatus `db:"payment_status"`
+	PaymentIntentID       *string            `db:"payment_intent_id"`
+	AmountPaidCents       *int64             `db:"amount_paid_cents"`
+	PaidCurrency          *string            `db:"paid_currency"`
+	CustomerEmail         *string            `db:"customer_email"`
+	PaidAt                *time.Time         `db:"paid_at"`
+	RefundID              *string            `db:"refund_id"`
+	RefundAmountCents     *int64             `db:"refund_amount_cents"`
+	RefundedAt            *time.Time         `db:"refunded_at"`
+	UpsamplerJobID        *string            `db:"upsampler_job_id"`
+	UpsamplerCredits      *float64           `db:"upsampler_credits"`
+	UpsamplerCostCents    *int64             `db:"upsampler_cost_cents"`
+	ProcessingStartedAt   *time.Time         `db:"processing_started_at"`
+	ProcessingCompletedAt *time.Time         `db:"processing_completed_at"`
+	FailedAt              *time.Time         `db:"failed_at"`
+	FailureReason         *string            `db:"failure_reason"`
+	FailureDetail         *string            `db:"failure_detail"`
+	ResultKey             *string            `db:"result_key"`
+	ResultContentType     *string            `db:"result_content_type"`
+	ResultBytes           *int64             `db:"result_bytes"`
+	ResultSHA256          *string            `db:"result_sha256"`
+	ResultWidth           *int               `db:"result_width"`
+	ResultHeight          *int               `db:"result_height"`
+	DownloadToken         *string            `db:"download_token"`
+	DownloadExpiresAt     *time.Time         `db:"download_expires_at"`
+	DownloadExpiredAt     *time.Time         `db:"download_expired_at"`
+	CreatedAt             time.Time          `db:"created_at"`
+	UpdatedAt             time.Time          `db:"updated_at"`
+}
+
+// NewJob is what the API stores when a site asks for a job.
+type NewJob struct {
+	ID                 string
+	ImageURL           string
+	Resolution         jobs.Resolution
+	Email              string
+	PostID             int64
+	AttachmentID       *int64
+	ImageWidth         int
+	ImageHeight        int
+	OutputWidth        int
+	OutputHeight       int
+	AccessTokenHash    []byte
+	IdempotencyKeyHash []byte // nil when the request carried no Idempotency-Key
+	RequestHash        []byte
+	CallbackSecret     string
+	Currency           string
+	PriceCents         int64
+	MarkupPercent      int
+	EstimatedCredits   int64
+	EstimatedCostCents int64
+	CheckoutExpiresAt  time.Time
+}
+
+// CreateJob inserts a job in awaiting_payment. When a job with the same
+// idempotency key exists it returns that job and created=false instead.
+func (s *Store) CreateJob(ctx context.Context, n NewJob) (job Job, created bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var idemArg any
+		if n.IdempotencyKeyHash != nil {
+			idemArg = n.IdempotencyKeyHash
+		}
+		var email any
+		if n.Email != "" {
+			email = n.Email
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO jobs (id, status, image_url, resolution, email, post_id,
+			attachment_id, image_width, image_height, output_width, output_height, access_token_hash,
+			idempotency_key_hash, request_hash, callback_secret, currency, price_cents, markup_percent,
+			estimated_credits, estimated_cost_cents, checkout_expires_at)
+			VALUES ($1,'awaiting_payment',$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
+			ON CONFLICT (idempotency_key_hash) DO NOTHING`,
+			n.ID, n.ImageURL, n.Resolution, email, n.PostID, n.AttachmentID, n.ImageWidth, n.ImageHeight,
+			n.OutputWidth, n.OutputHeight, n.AccessTokenHash, idemArg, n.RequestHash, n.CallbackSecret,
+			n.Currency, n.PriceCents, n.MarkupPercent, n.EstimatedCredits, n.EstimatedCostCents,
+			n.CheckoutExpiresAt)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			job, err = getJob(ctx, tx, `idempotency_key_hash = $1`, n.IdempotencyKeyHash)
+			return err
+		}
+		created = true
+		if err := insertEvent(ctx, tx, n.ID, "", jobs.StatusAwaitingPayment, "created", ""); err != nil {
+			return err
+		}
+		job, err = getJob(ctx, tx, `id = $1`, n.ID)
+		return err
+	})
+	if err != nil {
+		return Job{}, false, fmt.Errorf("store: create job: %w", err)
+	}
+	return job, created, nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func getJob(ctx context.Context, q querier, where string, args ...any) (Job, error) {
+	rows, err := q.Query(ctx, `SELECT * FROM jobs WHERE `+where, args...)
+	if err != nil {
+		return Job{}, err
+	}
+	job, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Job])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Job{}, ErrNotFound
+	}
+	return job, err
+}
+
+// Get returns job id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (Job, error) {
+	return getJob(ctx, s.pool, `id = $1`, id)
+}
+
+// GetByDownloadToken returns the job a download token belongs to, or ErrNotFound.
+func (s *Store) GetByDownloadToken(ctx context.Context, token string) (Job, error) {
+	return getJob(ctx, s.pool, `download_token = $1`, token)
+}
+
+// ListFilter selects jobs for the admin list (the seed's get_jobs).
+type ListFilter struct {
+	Statuses []jobs.Status // empty means all
+	Limit    int
+	// OrderBy is created_at or updated_at, newest first.
+	OrderBy string
+	// Before, when set, continues a listing: only jobs ordered before it.
+	Before *time.Time
+}
+
+// ListOrderColumns are the columns jobs may be ordered by.
+var ListOrderColumns = []string{"created_at", "updated_at"}
+
+// List returns jobs matching f.
+func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, error) {
+	col := "created_at"
+	for _, c := range ListOrderColumns {
+		if f.OrderBy == c {
+			col = c // from the fixed list only, never from input
+		}
+	}
+	var where []string
+	var args []any
+	if len(f.Statuses) > 0 {
+		args = append(args, statusStrings(f.Statuses))
+		where = append(where, fmt.Sprintf("status = ANY($%d)", len(args)))
+	}
+	if f.Before != nil {
+		args = append(args, *f.Before)
+		where = append(where, fmt.Sprintf("%s < $%d", col, len(args)))
+	}
+	q := `SELECT * FROM jobs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, f.Limit)
+	q += fmt.Sprintf(" ORDER BY %s DESC, id LIMIT $%d", col, len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list jobs: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByName[Job])
+	if err != nil {
+		return nil, fmt.Errorf("store: list jobs: %w", err)
+	}
+	return list, nil
+}
+
+// Event is one row of a job's audit trail.
+type Event struct {
+	ID         int64     `db:"id" json:"id"`
+	JobID      string    `db:"job_id" json:"-"`
+	FromStatus *string   `db:"from_status" json:"from"`
+	ToStatus   string    `db:"to_status" json:"to"`
+	Cause      string    `db:"cause" json:"cause"`
+	Detail     *string   `db:"detail" json:"detail,omitempty"`
+	At         time.Time `db:"at" json:"at"`
+}
+
+// Events returns job id's audit trail, oldest first.
+func (s *Store) Events(ctx context.Context, id string) ([]Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT * FROM job_events WHERE job_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: events: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByName[Event])
+}

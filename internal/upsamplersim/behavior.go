@@ -1,0 +1,152 @@
+package upsamplersim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Behavior scripts how the simulator misbehaves. The zero value (apart from
+// ProcessingDelay) is the faithful, well-behaved Upsampler.
+//
+// In JSON the durations are Go duration strings ("2s", "150ms"); numbers are
+// read as nanoseconds.
+type Behavior struct {
+	// ProcessingDelay is how long new jobs stay IN_QUEUE+IN_PROGRESS.
+	ProcessingDelay time.Duration
+	// FailSubmitStatus, when non-zero (400–599), makes every submit answer
+	// that HTTP status with {"error": ...} and create no job.
+	FailSubmitStatus int
+	// FailNext makes the next N jobs end FAILED with an internal error.
+	FailNext int
+	// SuccessWithoutImageURL makes SUCCESS answers omit imageUrl.
+	SuccessWithoutImageURL bool
+	// DropWebhooks never sends callbacks (exercises the polling fallback).
+	DropWebhooks bool
+	// DuplicateWebhooks sends every callback twice.
+	DuplicateWebhooks bool
+	// NeverFinish leaves new jobs IN_PROGRESS forever.
+	NeverFinish bool
+
+	// Extras from the fake's wish list (external-apis.md §B2).
+
+	// SubmitDelay holds the submit answer this long after the job was
+	// created, to emulate a hang past the client's timeout: the job exists
+	// (and will call back) although the client never saw its id.
+	SubmitDelay time.Duration
+	// InsufficientCredits makes submits answer 200 with status FAILED and
+	// error "Insufficient credits" at once (no callback).
+	InsufficientCredits bool
+	// WebhookDelay postpones callbacks after the job is terminal.
+	WebhookDelay time.Duration
+	// WebhookRetries is how many extra attempts a callback gets after a
+	// non-2xx answer or a transport error (0–10; the real policy is unknown).
+	WebhookRetries int
+}
+
+const maxWebhookRetries = 10
+
+// behaviorJSON is Behavior's wire form.
+type behaviorJSON struct {
+	ProcessingDelay        jsonDuration `json:"processingDelay"`
+	FailSubmitStatus       int          `json:"failSubmitStatus"`
+	FailNext               int          `json:"failNext"`
+	SuccessWithoutImageURL bool         `json:"successWithoutImageUrl"`
+	DropWebhooks           bool         `json:"dropWebhooks"`
+	DuplicateWebhooks      bool         `json:"duplicateWebhooks"`
+	NeverFinish            bool         `json:"neverFinish"`
+	SubmitDelay            jsonDuration `json:"submitDelay"`
+	InsufficientCredits    bool         `json:"insufficientCredits"`
+	WebhookDelay           jsonDuration `json:"webhookDelay"`
+	WebhookRetries         int          `json:"webhookRetries"`
+}
+
+func (b Behavior) wire() behaviorJSON {
+	return behaviorJSON{
+		ProcessingDelay:        jsonDuration(b.ProcessingDelay),
+		FailSubmitStatus:       b.FailSubmitStatus,
+		FailNext:               b.FailNext,
+		SuccessWithoutImageURL: b.SuccessWithoutImageURL,
+		DropWebhooks:           b.DropWebhooks,
+		DuplicateWebhooks:      b.DuplicateWebhooks,
+		NeverFinish:            b.NeverFinish,
+		SubmitDelay:            jsonDuration(b.SubmitDelay),
+		InsufficientCredits:    b.InsufficientCredits,
+		WebhookDelay:           jsonDuration(b.WebhookDelay),
+		WebhookRetries:         b.WebhookRetries,
+	}
+}
+
+func (w behaviorJSON) behavior() Behavior {
+	return Behavior{
+		ProcessingDelay:        time.Duration(w.ProcessingDelay),
+		FailSubmitStatus:       w.FailSubmitStatus,
+		FailNext:               w.FailNext,
+		SuccessWithoutImageURL: w.SuccessWithoutImageURL,
+		DropWebhooks:           w.DropWebhooks,
+		DuplicateWebhooks:      w.DuplicateWebhooks,
+		NeverFinish:            w.NeverFinish,
+		SubmitDelay:            time.Duration(w.SubmitDelay),
+		InsufficientCredits:    w.InsufficientCredits,
+		WebhookDelay:           time.Duration(w.WebhookDelay),
+		WebhookRetries:         w.WebhookRetries,
+	}
+}
+
+// MarshalJSON writes durations as Go duration strings.
+func (b Behavior) MarshalJSON() ([]byte, error) { return json.Marshal(b.wire()) }
+
+// UnmarshalJSON reads the wire form. Fields absent from data keep their
+// current value, so a partial object updates a Behavior in place.
+func (b *Behavior) UnmarshalJSON(data []byte) error {
+	w := b.wire()
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*b = w.behavior()
+	return nil
+}
+
+// Validate rejects settings the simulator cannot honour.
+func (b Behavior) Validate() error {
+	var errs []error
+	if b.ProcessingDelay < 0 || b.SubmitDelay < 0 || b.WebhookDelay < 0 {
+		errs = append(errs, errors.New("delays must not be negative"))
+	}
+	if b.FailSubmitStatus != 0 && (b.FailSubmitStatus < 400 || b.FailSubmitStatus > 599) {
+		errs = append(errs, fmt.Errorf("failSubmitStatus %d: want 0 or 400-599", b.FailSubmitStatus))
+	}
+	if b.FailNext < 0 {
+		errs = append(errs, errors.New("failNext must not be negative"))
+	}
+	if b.WebhookRetries < 0 || b.WebhookRetries > maxWebhookRetries {
+		errs = append(errs, fmt.Errorf("webhookRetries %d: want 0-%d", b.WebhookRetries, maxWebhookRetries))
+	}
+	return errors.Join(errs...)
+}
+
+// jsonDuration is a time.Duration that reads and writes "1.5s" strings.
+type jsonDuration time.Duration
+
+func (d jsonDuration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *jsonDuration) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = jsonDuration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(data, &n); err != nil {
+		return fmt.Errorf("duration: want a string like \"2s\", got %s", data)
+	}
+	*d = jsonDuration(n)
+	return nil
+}

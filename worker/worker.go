@@ -1,0 +1,101 @@
+// Package worker runs the job workflow and its activities on the task queue.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"hires/activities"
+	"hires/internal/config"
+	"hires/internal/jobs"
+	"hires/internal/payments"
+	"hires/internal/storage"
+	"hires/internal/store"
+	"hires/internal/temporalclient"
+	"hires/internal/upsampler"
+	"hires/internal/urlguard"
+	"hires/workflows"
+)
+
+// New registers the job workflow and acts on a worker for the job task queue.
+func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
+	w := sdkworker.New(c, jobs.TaskQueue, sdkworker.Options{})
+	Register(w, acts)
+	return w
+}
+
+// Registry is what workers and replayers register on.
+type Registry interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
+}
+
+// Register adds the workflow and the activities to r.
+func Register(r Registry, acts *activities.Activities) {
+	r.RegisterWorkflowWithOptions(workflows.ImageJob, workflow.RegisterOptions{Name: jobs.WorkflowName})
+	if acts != nil {
+		r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+	}
+}
+
+// NewActivities builds the activities' dependencies from configuration.
+func NewActivities(cfg config.Config, st *store.Store) (*activities.Activities, error) {
+	pay, err := payments.New(cfg.StripeSecretKey, cfg.StripeAPIBase)
+	if err != nil {
+		return nil, err
+	}
+	files, err := storage.NewLocal(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	results, err := urlguard.New(cfg.UpsamplerResultHosts)
+	if err != nil {
+		return nil, fmt.Errorf("UPSAMPLER_RESULT_HOSTS: %w", err)
+	}
+	return &activities.Activities{
+		Store:          st,
+		Payments:       pay,
+		Upsampler:      upsampler.New(cfg.UpsamplerBaseURL, cfg.UpsamplerAPIKey, &http.Client{Timeout: 60 * time.Second}),
+		Files:          files,
+		ResultClient:   results.HTTPClient(10 * time.Minute),
+		MaxResultBytes: cfg.MaxResultBytes,
+		PublicBaseURL:  cfg.PublicBaseURL,
+	}, nil
+}
+
+// Run applies migrations, connects, and runs the worker until ctx ends.
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	acts, err := NewActivities(cfg, st)
+	if err != nil {
+		return err
+	}
+	c, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w := New(c, acts)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
+	logger.Info("worker started", "task_queue", jobs.TaskQueue, "temporal", cfg.TemporalAddress)
+	<-ctx.Done()
+	w.Stop() // stops polling and waits for running activities
+	return nil
+}

@@ -1,0 +1,330 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"hires/activities"
+	"hires/internal/jobs"
+)
+
+var start = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func input() jobs.WorkflowInput {
+	return jobs.WorkflowInput{
+		JobID: "6f1c1b52-0f55-4c3e-9d0e-3a1d2b7c8e90", ImageURL: "https://images.example.com/a.png",
+		Resolution: jobs.Resolution4x, ImageWidth: 120, ImageHeight: 90,
+		PriceCents: 50, Currency: "usd", CheckoutExpiresAt: start.Add(time.Hour),
+		SuccessURL: "https://shop.example.com/ok", CancelURL: "https://shop.example.com/cancel",
+		Timeouts: jobs.Timeouts{Payment: 24 * time.Hour, DownloadTTL: 24 * time.Hour,
+			Processing: 30 * time.Minute, PollInterval: 30 * time.Second},
+	}
+}
+
+// harness runs the workflow with its activities mocked and records what
+// the job record would have seen.
+type harness struct {
+	t        *testing.T
+	env      *testsuite.TestWorkflowEnvironment
+	statuses []jobs.Status
+	checkout *jobs.Checkout
+	failed   *activities.FailJobInput
+	storeErr error // what StoreResult fails with, if anything
+}
+
+func newHarness(t *testing.T) *harness {
+	var s testsuite.WorkflowTestSuite
+	h := &harness{t: t, env: s.NewTestWorkflowEnvironment()}
+	h.env.SetStartTime(start)
+	h.env.RegisterActivity(&activities.Activities{})
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	h.env.OnActivity(a.CreateCheckout, mock.Anything, mock.Anything).Return(
+		jobs.Checkout{SessionID: "cs_test_1", URL: "https://checkout.stripe.com/c/pay/cs_test_1", ExpiresAt: start.Add(time.Hour)}, nil)
+	h.env.OnActivity(a.RecordPayment, mock.Anything, mock.Anything).Return(record[activities.RecordPaymentInput](h, jobs.StatusPending))
+	h.env.OnActivity(a.RecordAbandoned, mock.Anything, mock.Anything).Return(record[activities.RecordAbandonedInput](h, jobs.StatusAbandoned))
+	h.env.OnActivity(a.MarkProcessing, mock.Anything, mock.Anything).Return(record[activities.MarkProcessingInput](h, jobs.StatusProcessing))
+	h.env.OnActivity(a.FailJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FailJobInput) error {
+		h.failed = &in
+		h.statuses = append(h.statuses, jobs.StatusFailed)
+		return nil
+	})
+	h.env.OnActivity(a.CompleteJob, mock.Anything, mock.Anything).Return(record[activities.CompleteJobInput](h, jobs.StatusCompleted))
+	h.env.OnActivity(a.ExpireDownload, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(a.StoreResult, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.StoreResultInput) (activities.StoredResult, error) {
+			if h.storeErr != nil {
+				return activities.StoredResult{}, h.storeErr
+			}
+			return activities.StoredResult{Key: "results/x.png", ContentType: "image/png", Width: 480, Height: 360}, nil
+		})
+	// The API's update, as in production: sent as soon as the workflow starts.
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(jobs.UpdateCheckout, "checkout", &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { t.Errorf("checkout update rejected: %v", err) },
+			OnComplete: func(v any, err error) {
+				if err == nil {
+					c := v.(jobs.Checkout)
+					h.checkout = &c
+				}
+			},
+		})
+	}, 0)
+	return h
+}
+
+// record returns an activity mock that notes the status it writes.
+func record[In any](h *harness, s jobs.Status) func(context.Context, In) error {
+	return func(context.Context, In) error {
+		h.statuses = append(h.statuses, s)
+		return nil
+	}
+}
+
+func (h *harness) at(d time.Duration, f func()) { h.env.RegisterDelayedCallback(f, d) }
+
+func (h *harness) stripe(d time.Duration, e jobs.StripeEvent) {
+	h.at(d, func() { h.env.SignalWorkflow(jobs.SignalStripeEvent, e) })
+}
+
+func paid(id string) jobs.StripeEvent {
+	return jobs.StripeEvent{EventID: id, Type: jobs.EventCheckoutCompleted, PaymentStatus: "paid",
+		SessionID: "cs_test_1", PaymentIntentID: "pi_1", AmountCents: 50, Currency: "usd", CustomerEmail: "c@example.com"}
+}
+
+func (h *harness) upsampler(submit activities.UpscaleStatus, checks ...activities.UpscaleStatus) {
+	h.env.OnActivity(a.SubmitUpscale, mock.Anything, mock.Anything).Return(submit, nil)
+	i := 0
+	h.env.OnActivity(a.CheckUpscale, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.CheckUpscaleInput) (activities.UpscaleStatus, error) {
+			st := checks[min(i, len(checks)-1)]
+			i++
+			return st, nil
+		})
+}
+
+func (h *harness) run() jobs.State {
+	h.env.ExecuteWorkflow(ImageJob, input())
+	require.True(h.t, h.env.IsWorkflowCompleted())
+	require.NoError(h.t, h.env.GetWorkflowError())
+	var st jobs.State
+	require.NoError(h.t, h.env.GetWorkflowResult(&st))
+	return st
+}
+
+var (
+	queued  = activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "IN_QUEUE"}
+	running = activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "IN_PROGRESS"}
+	success = activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "SUCCESS", ResultURL: "https://cdn.upsampler.com/r.png", CreditCost: 1}
+)
+
+func TestHappyPathWithCallback(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, success)
+	h.stripe(time.Minute, paid("evt_1"))
+	h.at(time.Minute+10*time.Second, func() {
+		h.env.SignalWorkflow(jobs.SignalUpsamplerCallback, jobs.UpsamplerCallback{UpsamplerJobID: "up_1", Status: "SUCCESS"})
+	})
+	st := h.run()
+
+	require.Equal(t, jobs.StatusCompleted, st.Status)
+	require.Equal(t, jobs.PaymentPaid, st.PaymentStatus)
+	require.Equal(t, []jobs.Status{jobs.StatusPending, jobs.StatusProcessing, jobs.StatusCompleted}, h.statuses)
+	require.NotNil(t, h.checkout)
+	require.Equal(t, "cs_test_1", h.checkout.SessionID)
+	// The callback woke the workflow well before the 30s poll would have.
+	require.Equal(t, start.Add(time.Minute+10*time.Second).Add(24*time.Hour), st.DownloadExpiry.UTC())
+	h.env.AssertActivityNumberOfCalls(t, "CheckUpscale", 1)
+	h.env.AssertActivityNumberOfCalls(t, "ExpireDownload", 1)
+	// It slept until the link expired.
+	require.False(t, h.env.Now().Before(st.DownloadExpiry))
+}
+
+func TestPollingFallbackWhenNoCallbackArrives(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, running, running, success)
+	h.stripe(time.Minute, paid("evt_1"))
+	st := h.run()
+	require.Equal(t, jobs.StatusCompleted, st.Status)
+	h.env.AssertActivityNumberOfCalls(t, "CheckUpscale", 3)
+}
+
+func TestDuplicateAndLateStripeEventsChangeNothing(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, success)
+	h.stripe(time.Minute, paid("evt_1"))
+	h.stripe(time.Minute+time.Second, paid("evt_1"))   // redelivery
+	h.stripe(time.Minute+2*time.Second, paid("evt_2")) // a second event about the same payment
+	h.stripe(time.Minute+3*time.Second, jobs.StripeEvent{EventID: "evt_3", Type: jobs.EventCheckoutExpired})
+	st := h.run()
+	require.Equal(t, jobs.StatusCompleted, st.Status)
+	h.env.AssertActivityNumberOfCalls(t, "RecordPayment", 1)
+	h.env.AssertActivityNumberOfCalls(t, "SubmitUpscale", 1)
+	h.env.AssertActivityNumberOfCalls(t, "RecordAbandoned", 0)
+}
+
+func TestAsyncPaymentWaitsForSuccess(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, success)
+	unpaid := paid("evt_1")
+	unpaid.PaymentStatus = "unpaid"
+	h.stripe(time.Minute, unpaid)
+	later := paid("evt_2")
+	later.Type = jobs.EventCheckoutAsyncSucceeded
+	h.stripe(time.Hour, later)
+	st := h.run()
+	require.Equal(t, jobs.StatusCompleted, st.Status)
+	require.Equal(t, []jobs.Status{jobs.StatusPending, jobs.StatusProcessing, jobs.StatusCompleted}, h.statuses)
+}
+
+func TestAbandonment(t *testing.T) {
+	tests := []struct {
+		name    string
+		event   *jobs.StripeEvent
+		payment jobs.PaymentStatus
+	}{
+		{"payment window closes", nil, jobs.PaymentExpired},
+		{"session expired at Stripe", &jobs.StripeEvent{EventID: "evt_9", Type: jobs.EventCheckoutExpired}, jobs.PaymentExpired},
+		{"async payment failed", &jobs.StripeEvent{EventID: "evt_9", Type: jobs.EventCheckoutAsyncFailed}, jobs.PaymentFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.env.OnActivity(a.ExpireCheckout, mock.Anything, mock.Anything).Return(activities.ExpireCheckoutResult{}, nil)
+			if tt.event != nil {
+				h.stripe(time.Hour, *tt.event)
+			}
+			st := h.run()
+			require.Equal(t, jobs.StatusAbandoned, st.Status)
+			require.Equal(t, tt.payment, st.PaymentStatus)
+			require.Equal(t, []jobs.Status{jobs.StatusAbandoned}, h.statuses)
+			calls := 0
+			if tt.event == nil {
+				calls = 1
+				require.Equal(t, start.Add(24*time.Hour), h.env.Now().UTC())
+			}
+			h.env.AssertActivityNumberOfCalls(t, "ExpireCheckout", calls)
+			h.env.AssertActivityNumberOfCalls(t, "SubmitUpscale", 0)
+		})
+	}
+}
+
+func TestPaidAtStripeWhenTheWindowCloses(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, success)
+	h.env.OnActivity(a.ExpireCheckout, mock.Anything, mock.Anything).Return(
+		activities.ExpireCheckoutResult{Paid: true, Payment: paid("")}, nil)
+	st := h.run()
+	require.Equal(t, jobs.StatusCompleted, st.Status)
+	h.env.AssertActivityNumberOfCalls(t, "RecordAbandoned", 0)
+}
+
+func TestFailures(t *testing.T) {
+	rejected := temporal.NewNonRetryableApplicationError("bad input", activities.ErrTypeUpsamplerRejected, nil)
+	tests := []struct {
+		name      string
+		setup     func(h *harness)
+		reason    string
+		processed bool // whether the job reached processing
+	}{
+		{"submit rejected", func(h *harness) {
+			h.env.OnActivity(a.SubmitUpscale, mock.Anything, mock.Anything).Return(activities.UpscaleStatus{}, rejected)
+		}, jobs.ReasonUpsamplerRejected, false},
+		{"Upsampler failed", func(h *harness) {
+			h.upsampler(queued, activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "FAILED", Error: "internal error"})
+		}, jobs.ReasonUpsamplerFailed, true},
+		{"failed at submission", func(h *harness) {
+			h.upsampler(activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "FAILED", Error: "Insufficient credits"})
+		}, jobs.ReasonUpsamplerFailed, true},
+		{"success without output", func(h *harness) {
+			h.upsampler(queued, activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "SUCCESS"})
+		}, jobs.ReasonUpsamplerNoOutput, true},
+		{"never finishes", func(h *harness) { h.upsampler(queued, running) }, jobs.ReasonUpsamplerTimeout, true},
+		{"result invalid", func(h *harness) {
+			h.upsampler(queued, success)
+			h.storeErr = temporal.NewNonRetryableApplicationError("not an image", activities.ErrTypeResultInvalid, nil)
+		}, jobs.ReasonResultInvalid, true},
+		{"result gone", func(h *harness) {
+			h.upsampler(queued, success)
+			h.storeErr = temporal.NewNonRetryableApplicationError("404", activities.ErrTypeResultGone, nil)
+		}, jobs.ReasonResultFetchFailed, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			tt.setup(h)
+			h.stripe(time.Minute, paid("evt_1"))
+			st := h.run()
+			require.Equal(t, jobs.StatusFailed, st.Status)
+			require.Equal(t, tt.reason, st.FailureReason)
+			require.NotNil(t, h.failed)
+			require.Equal(t, tt.reason, h.failed.Reason)
+			want := []jobs.Status{jobs.StatusPending, jobs.StatusFailed}
+			if tt.processed {
+				want = []jobs.Status{jobs.StatusPending, jobs.StatusProcessing, jobs.StatusFailed}
+			}
+			require.Equal(t, want, h.statuses)
+			h.env.AssertActivityNumberOfCalls(t, "CompleteJob", 0)
+		})
+	}
+}
+
+func TestProcessingDeadlineBoundsTheWait(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, running)
+	h.stripe(time.Minute, paid("evt_1"))
+	st := h.run()
+	require.Equal(t, jobs.ReasonUpsamplerTimeout, st.FailureReason)
+	elapsed := h.env.Now().Sub(start.Add(time.Minute))
+	require.GreaterOrEqual(t, elapsed, 30*time.Minute)
+	require.Less(t, elapsed, 32*time.Minute)
+}
+
+func TestCheckoutFailureFailsTheJobAndTheUpdate(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.OnActivity(a.CreateCheckout, mock.Anything, mock.Anything).Return(jobs.Checkout{},
+		temporal.NewNonRetryableApplicationError("invalid amount", activities.ErrTypeStripeRejected, nil))
+	var reason string
+	env.OnActivity(a.FailJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FailJobInput) error {
+		reason = in.Reason
+		return nil
+	})
+	var updateErr error
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(jobs.UpdateCheckout, "checkout", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(error) {},
+			OnComplete: func(_ any, err error) { updateErr = err },
+		})
+	}, 0)
+	env.ExecuteWorkflow(ImageJob, input())
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, jobs.ReasonCheckoutFailed, reason)
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(updateErr, &appErr))
+	require.Equal(t, jobs.ReasonCheckoutFailed, appErr.Type())
+}
+
+func TestQueryState(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, running, success)
+	h.stripe(time.Minute, paid("evt_1"))
+	h.at(time.Minute+10*time.Second, func() {
+		v, err := h.env.QueryWorkflow(jobs.QueryState)
+		require.NoError(t, err)
+		var st jobs.State
+		require.NoError(t, v.Get(&st))
+		require.Equal(t, jobs.StatusProcessing, st.Status)
+		require.Equal(t, "up_1", st.UpsamplerJobID)
+	})
+	h.run()
+}

@@ -1,0 +1,78 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"hires/activities"
+)
+
+// Activity options, by kind of call. Per-attempt timeouts are short and
+// fixed; how long retries may go on is bounded by each call's
+// ScheduleToClose, which the business deadlines in jobs.Timeouts cap.
+
+// database writes: retried through outages, stopped by impossible transitions.
+func dbOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    15 * time.Second,
+		ScheduleToCloseTimeout: time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeInvalidTransition},
+		},
+	})
+}
+
+// Stripe calls: every write carries an idempotency key derived from the job.
+func stripeOptions(ctx workflow.Context, deadline time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute, // the client tries 3 times with a 30s timeout
+		ScheduleToCloseTimeout: deadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeStripeRejected, activities.ErrTypeInvalidTransition,
+			},
+		},
+	})
+}
+
+// Upsampler submission and status checks.
+func upsamplerOptions(ctx workflow.Context, deadline time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    70 * time.Second, // the client's own timeout is 60s
+		ScheduleToCloseTimeout: deadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    2 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeUpsamplerRejected, activities.ErrTypeUpsamplerUnknown,
+				activities.ErrTypeInvalidTransition,
+			},
+		},
+	})
+}
+
+// Result download: large files, so a heartbeat shows progress.
+func resultOptions(ctx workflow.Context, deadline time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    10 * time.Minute,
+		HeartbeatTimeout:       30 * time.Second,
+		ScheduleToCloseTimeout: deadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    2 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+			NonRetryableErrorTypes: []string{
+				activities.ErrTypeResultInvalid, activities.ErrTypeResultGone,
+			},
+		},
+	})
+}

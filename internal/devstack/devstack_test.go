@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -195,6 +196,32 @@ func TestStartPostgresPersistentDir(t *testing.T) {
 	run("select v from kept where v = 42") // fails if the table is gone
 	_, err = os.Stat(filepath.Join(dir, "PG_VERSION"))
 	assert.NoError(t, err, "caller's Dir is kept")
+}
+
+// As root without a "postgres" account the server runs as "nobody".
+func TestStartPostgresAsNobody(t *testing.T) {
+	skipWithoutPostgres(t)
+	if os.Geteuid() != 0 {
+		t.Skip("only root switches users")
+	}
+	saved := serverUsers
+	serverUsers = []string{"no-such-user-hires", "nobody"}
+	t.Cleanup(func() { serverUsers = saved })
+
+	ctx := testCtx(t)
+	pg, err := StartPostgres(ctx, PostgresOptions{Output: newLogWriter(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = pg.Stop() })
+	nobody, err := user.Lookup("nobody")
+	require.NoError(t, err)
+	var st syscall.Stat_t
+	require.NoError(t, syscall.Stat(pg.Dir, &st))
+	assert.Equal(t, nobody.Uid, strconv.Itoa(int(st.Uid)), "data dir owned by nobody")
+	conn, err := pgx.Connect(ctx, pg.URL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var one int
+	require.NoError(t, conn.QueryRow(ctx, "select 1").Scan(&one))
 }
 
 func TestStartPostgresUnreachableDirAsRoot(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -273,6 +274,10 @@ func withCredential(cmd *exec.Cmd, dir string, cred *syscall.Credential) *exec.C
 	return cmd
 }
 
+// serverUsers are tried in order when running as root (a variable so that
+// tests can exercise the fallback).
+var serverUsers = []string{"postgres", "nobody"}
+
 // postgresCredential returns nil when not root. initdb and postgres refuse
 // to run as root, so as root they run as user "postgres", or "nobody" when
 // that does not exist.
@@ -281,7 +286,7 @@ func postgresCredential() (*syscall.Credential, error) {
 		return nil, nil
 	}
 	var lastErr error
-	for _, name := range []string{"postgres", "nobody"} {
+	for _, name := range serverUsers {
 		u, err := user.Lookup(name)
 		if err != nil {
 			lastErr = err
@@ -296,7 +301,7 @@ func postgresCredential() (*syscall.Credential, error) {
 		// Empty Groups drops root's supplementary groups.
 		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
 	}
-	return nil, fmt.Errorf("postgres: running as root and no unprivileged user (postgres, nobody) to run the server as: %w", lastErr)
+	return nil, fmt.Errorf("postgres: running as root and no unprivileged user (%s) to run the server as: %w", strings.Join(serverUsers, ", "), lastErr)
 }
 
 // handOver makes dir usable by the unprivileged server user: it must be able

@@ -27,6 +27,7 @@ type Options struct {
 // Result is what was sent and how the API answered.
 type Result struct {
 	EventID string
+	Session payments.Session // the session as the event described it
 	Status  int
 	Body    string
 }
@@ -74,7 +75,7 @@ func Send(ctx context.Context, o Options, eventID, eventType string, s payments.
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return Result{EventID: eventID, Status: resp.StatusCode, Body: string(body)}, nil
+	return Result{EventID: eventID, Session: s, Status: resp.StatusCode, Body: string(body)}, nil
 }
 
 // adminJob is the part of the admin view the simulator needs.

@@ -1,0 +1,197 @@
+//go:build integration
+
+// Package e2e drives whole jobs through the real API, Temporal dev server,
+// PostgreSQL, stripe-mock (behind a recording proxy) and the Upsampler
+// stand-in, exactly as `make run` assembles them.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"hires/api"
+	"hires/internal/localstack"
+	"hires/internal/paysim"
+	"hires/internal/stripetest"
+	"hires/internal/temporalclient"
+)
+
+// Test durations: short enough to watch a whole life, long enough for a
+// slow machine to pay in time.
+const (
+	paymentTimeout = 8 * time.Second
+	downloadTTL    = 8 * time.Second
+)
+
+var (
+	stack    *localstack.Stack
+	stripe   *stripetest.Recorder
+	temporal client.Client
+	logPath  string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "hires-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	logPath = filepath.Join(dir, "stack.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		panic(err)
+	}
+	defer logFile.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	stack, err = localstack.Start(ctx, localstack.Options{
+		Environ: map[string]string{
+			"PAYMENT_TIMEOUT":         paymentTimeout.String(),
+			"DOWNLOAD_TTL":            downloadTTL.String(),
+			"PROCESSING_TIMEOUT":      "60s",
+			"UPSAMPLER_POLL_INTERVAL": "1s",
+		},
+		DataDir:        filepath.Join(dir, "data"),
+		Output:         logFile,
+		Logger:         newLogger(logFile),
+		UpsamplerDelay: 300 * time.Millisecond,
+		WrapStripe: func(upstream string) string {
+			stripe = stripetest.NewRecorder(upstream)
+			stripe.Start()
+			return stripe.URL()
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: start stack:", err)
+		dumpLog()
+		return 1
+	}
+	defer stack.Stop()
+	defer stripe.Close()
+	fmt.Fprintf(os.Stderr, "e2e: stack up in %s\n", time.Since(start).Round(time.Millisecond))
+	temporal, err = temporalclient.Dial(stack.TemporalAddress, "default", newLogger(logFile))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer temporal.Close()
+	code := m.Run()
+	if code != 0 {
+		dumpLog()
+	}
+	return code
+}
+
+func dumpLog() {
+	b, _ := os.ReadFile(logPath)
+	if len(b) > 20000 {
+		b = b[len(b)-20000:]
+	}
+	fmt.Fprintf(os.Stderr, "---- stack log (tail) ----\n%s\n", b)
+}
+
+// call sends a JSON request and decodes the JSON answer into out (if not nil).
+func call(t *testing.T, method, path, bearer string, body any, header map[string]string, out any) int {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, stack.APIURL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: answer is not JSON (%v): %s", method, path, err, raw)
+		}
+	}
+	return resp.StatusCode
+}
+
+func admin() string { return stack.Env["ADMIN_TOKEN"] }
+
+func paysimOptions() paysim.Options {
+	return paysim.Options{APIURL: stack.APIURL, AdminToken: admin(), WebhookSecret: stack.Env["STRIPE_WEBHOOK_SECRET"]}
+}
+
+type createReq = api.CreateJobRequest
+
+func newJob(t *testing.T, w, h int, res string, idemKey string) (api.CreateJobResponse, int) {
+	t.Helper()
+	var out api.CreateJobResponse
+	hdr := map[string]string{}
+	if idemKey != "" {
+		hdr["Idempotency-Key"] = idemKey
+	}
+	status := call(t, "POST", "/v1/jobs", "", createReq{
+		ImageURL: stack.SampleImageURL(w, h), Resolution: res, Email: "buyer@example.com",
+		PostID: 42, ImageWidth: w, ImageHeight: h,
+	}, hdr, &out)
+	return out, status
+}
+
+func adminJob(t *testing.T, id string) api.AdminJob {
+	t.Helper()
+	var j api.AdminJob
+	if st := call(t, "GET", "/v1/admin/jobs/"+id, admin(), nil, nil, &j); st != http.StatusOK {
+		t.Fatalf("admin get job %s: HTTP %d", id, st)
+	}
+	return j
+}
+
+// waitFor polls the job until cond holds, failing after timeout.
+func waitFor(t *testing.T, id string, timeout time.Duration, what string, cond func(api.AdminJob) bool) api.AdminJob {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		j := adminJob(t, id)
+		if cond(j) {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: %s not reached within %s (status %s)", id, what, timeout, j.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

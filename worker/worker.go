@@ -28,22 +28,19 @@ import (
 // New registers the job workflow and acts on a worker for the job task queue.
 func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
 	w := sdkworker.New(c, jobs.TaskQueue, sdkworker.Options{})
-	Register(w, acts)
+	RegisterWorkflows(w)
+	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 	return w
 }
 
-// Registry is what workers and replayers register on.
-type Registry interface {
+// WorkflowRegistry is a worker or a replayer.
+type WorkflowRegistry interface {
 	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
-	RegisterActivityWithOptions(a any, options activity.RegisterOptions)
 }
 
-// Register adds the workflow and the activities to r.
-func Register(r Registry, acts *activities.Activities) {
+// RegisterWorkflows registers the job workflow under its contract name.
+func RegisterWorkflows(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.ImageJob, workflow.RegisterOptions{Name: jobs.WorkflowName})
-	if acts != nil {
-		r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
-	}
 }
 
 // NewActivities builds the activities' dependencies from configuration.

@@ -22,7 +22,7 @@ import (
 
 	"hires/api"
 	"hires/internal/jobs"
-		"hires/internal/paysim"
+	"hires/internal/paysim"
 	"hires/internal/upsamplersim"
 )
 
@@ -141,6 +141,7 @@ func TestPaidJobLifecycle(t *testing.T) {
 	_, err = os.Stat(filepath.Join(stack.Env["DATA_DIR"], "results", id+".png"))
 	require.True(t, os.IsNotExist(err), "result file deleted")
 	requireClosed(t, id, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+	recordHistory(t, id, "paid_completed_expired")
 
 	// The audit trail tells the story with its causes.
 	trail := adminJob(t, id).Events
@@ -167,6 +168,7 @@ func TestUnpaidJobIsAbandonedWhenThePaymentWindowCloses(t *testing.T) {
 	require.Equal(t, 1, countKey("POST", "/v1/checkout/sessions/", "expire:"+id))
 	requireClosed(t, id, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
 	requireVisible(t, fmt.Sprintf(`WorkflowId = %q AND JobStatus = "abandoned"`, jobs.WorkflowID(id)))
+	recordHistory(t, id, "abandoned_payment_timeout")
 
 	// A payment event arriving afterwards does not bring the job back.
 	res, err := paysim.Pay(context.Background(), paysimOptions(), id)
@@ -183,6 +185,8 @@ func TestExpiredSessionEventAbandonsTheJob(t *testing.T) {
 	j := waitFor(t, created.ID, 20*time.Second, "abandoned", func(j api.AdminJob) bool { return j.Status == jobs.StatusAbandoned })
 	require.Equal(t, res.EventID, j.Events[len(j.Events)-1].Cause)
 	require.Equal(t, 0, countKey("POST", "/v1/checkout/sessions/", "expire:"+created.ID))
+	requireClosed(t, created.ID, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+	recordHistory(t, created.ID, "abandoned_session_expired")
 }
 
 func TestUpsamplerFailureFailsTheJob(t *testing.T) {
@@ -201,6 +205,8 @@ func TestUpsamplerFailureFailsTheJob(t *testing.T) {
 	require.NotNil(t, j.FailedAt)
 	requireVisible(t, fmt.Sprintf(`WorkflowId = %q AND JobStatus = "failed" AND FailureReason = %q`,
 		jobs.WorkflowID(created.ID), jobs.ReasonUpsamplerFailed))
+	requireClosed(t, created.ID, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+	recordHistory(t, created.ID, "paid_upsampler_failed")
 }
 
 // countKey counts forwarded Stripe calls carrying an idempotency key.

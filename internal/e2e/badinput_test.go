@@ -1,0 +1,226 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	stripego "github.com/stripe/stripe-go/v76"
+
+	"hires/api"
+	"hires/internal/payments"
+)
+
+type errorAnswer struct {
+	Error api.Error `json:"error"`
+}
+
+// snapshot counts what bad requests must not change: jobs, Stripe effects,
+// Upsampler submissions.
+type snapshot struct{ jobs, stripe, upsampler int }
+
+func take(t *testing.T) snapshot {
+	t.Helper()
+	var list api.JobList
+	total := 0
+	before := ""
+	for { // page through everything
+		path := "/v1/admin/jobs?limit=100"
+		if before != "" {
+			path += "&before=" + before
+		}
+		require.Equal(t, http.StatusOK, call(t, "GET", path, admin(), nil, nil, &list))
+		total += len(list.Jobs)
+		if list.NextBefore == nil {
+			break
+		}
+		before = list.NextBefore.Format(time.RFC3339Nano)
+	}
+	return snapshot{jobs: total, stripe: len(stripe.Calls()), upsampler: len(stack.Upsampler.Requests())}
+}
+
+func TestBadJobRequestsChangeNothing(t *testing.T) {
+	good := func() map[string]any {
+		return map[string]any{"image_url": stack.SampleImageURL(400, 300), "resolution": "4x",
+			"email": "a@example.com", "post_id": 1, "attachment_id": 2, "image_width": 400, "image_height": 300}
+	}
+	with := func(k string, v any) map[string]any { m := good(); m[k] = v; return m }
+	without := func(k string) map[string]any { m := good(); delete(m, k); return m }
+	tests := []struct {
+		name   string
+		body   any
+		header map[string]string
+		status int
+		code   string
+		field  string
+	}{
+		{"not JSON", "{", nil, 400, "invalid_json", ""},
+		{"wrong type", with("image_width", "400"), nil, 400, "invalid_json", ""},
+		{"unknown field", with("price", 1), nil, 400, "invalid_json", ""},
+		{"two objects", `{"resolution":"4x"} {}`, nil, 400, "invalid_json", ""},
+		{"missing image_url", without("image_url"), nil, 422, "required", "image_url"},
+		{"unknown resolution", with("resolution", "2x"), nil, 422, "invalid_resolution", "resolution"},
+		{"missing resolution", without("resolution"), nil, 422, "invalid_resolution", "resolution"},
+		{"host not allowed", with("image_url", "https://evil.example.org/a.png"), nil, 422, "image_url_not_allowed", "image_url"},
+		{"loopback not allowed", with("image_url", "http://127.0.0.1:1/a.png"), nil, 422, "image_url_not_allowed", "image_url"},
+		{"metadata address", with("image_url", "http://169.254.169.254/latest"), nil, 422, "image_url_not_allowed", "image_url"},
+		{"not a URL", with("image_url", "not a url"), nil, 422, "image_url_not_allowed", "image_url"},
+		{"file URL", with("image_url", "file:///etc/passwd"), nil, 422, "image_url_not_allowed", "image_url"},
+		{"credentials in URL", with("image_url", "http://u:p@"+stack.Env["SOURCE_HOSTS"]+"/a.png"), nil, 422, "image_url_not_allowed", "image_url"},
+		{"bad email", with("email", "not-an-email"), nil, 422, "invalid_email", "email"},
+		{"email with name", with("email", "Ann <a@example.com>"), nil, 422, "invalid_email", "email"},
+		{"image too small", with("image_width", 99), nil, 422, "image_too_small", "image_width"},
+		{"zero height", with("image_height", 0), nil, 422, "image_too_small", "image_height"},
+		{"absurd width", with("image_width", 1_000_000), nil, 422, "image_too_large", "image_width"},
+		{"output over the pixel limit", with("resolution", "8x"), nil, 201, "", ""}, // 3200x2400 is fine...
+		{"output over the pixel limit at 8x", map[string]any{"image_url": stack.SampleImageURL(400, 300), "resolution": "8x",
+			"image_width": 4000, "image_height": 3000}, nil, 422, "output_too_large", "resolution"},
+		{"negative post_id", with("post_id", -1), nil, 422, "invalid_post_id", "post_id"},
+		{"negative attachment_id", with("attachment_id", -5), nil, 422, "invalid_attachment_id", "attachment_id"},
+		{"idempotency key too long", good(), map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, 400, "invalid_idempotency_key", ""},
+		{"idempotency key with spaces", good(), map[string]string{"Idempotency-Key": "a b"}, 400, "invalid_idempotency_key", ""},
+		{"body too large", `{"image_url":"` + strings.Repeat("a", 20000) + `"}`, nil, 413, "body_too_large", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.status == 201 {
+				return // a control case, exercised elsewhere
+			}
+			before := take(t)
+			var out errorAnswer
+			status := call(t, "POST", "/v1/jobs", "", tt.body, tt.header, &out)
+			require.Equal(t, tt.status, status)
+			require.Equal(t, tt.code, out.Error.Code)
+			require.Equal(t, tt.field, out.Error.Field)
+			require.NotEmpty(t, out.Error.Message)
+			require.Equal(t, before, take(t), "nothing changed")
+		})
+	}
+}
+
+func TestIdempotencyKeyReusedWithAnotherRequest(t *testing.T) {
+	key := "reuse-" + time.Now().Format(time.RFC3339Nano)
+	_, status := newJob(t, 300, 300, "4x", key)
+	require.Equal(t, http.StatusCreated, status)
+	before := take(t)
+	var out errorAnswer
+	status = call(t, "POST", "/v1/jobs", "", createReq{ImageURL: stack.SampleImageURL(300, 300), Resolution: "8x",
+		ImageWidth: 300, ImageHeight: 300}, map[string]string{"Idempotency-Key": key}, &out)
+	require.Equal(t, http.StatusUnprocessableEntity, status)
+	require.Equal(t, "idempotency_key_reused", out.Error.Code)
+	require.Equal(t, before, take(t))
+}
+
+func TestBadStripeWebhooksAreRejected(t *testing.T) {
+	created, _ := newJob(t, 300, 300, "4x", "")
+	j := adminJob(t, created.ID)
+	session := payments.Session{ID: *j.CheckoutSessionID, Status: "complete", PaymentStatus: "paid",
+		PaymentIntentID: "pi_test", AmountTotal: 50, Currency: "usd", JobID: created.ID, ClientReferenceID: created.ID}
+	secret := stack.Env["STRIPE_WEBHOOK_SECRET"]
+	now := time.Now()
+	payload, err := payments.CheckoutEventPayload(payments.NewEventID(), "checkout.session.completed", session, now)
+	require.NoError(t, err)
+	wrongVersion := strings.Replace(string(payload), stripego.APIVersion, "2025-03-31.basil", 1)
+	var event map[string]any
+	require.NoError(t, json.Unmarshal(payload, &event))
+	event["type"] = "customer.created"
+	unhandled, _ := json.Marshal(event)
+
+	tests := []struct {
+		name    string
+		body    string
+		sig     string
+		status  int
+		outcome string
+	}{
+		{"no signature", string(payload), "", 400, ""},
+		{"garbage signature", string(payload), "t=1,v1=abc", 400, ""},
+		{"wrong secret", string(payload), payments.SignPayload(payload, "whsec_other", now), 400, ""},
+		{"tampered body", strings.Replace(string(payload), `"amount_total":50`, `"amount_total":1`, 1), payments.SignPayload(payload, secret, now), 400, ""},
+		{"too old", string(payload), payments.SignPayload(payload, secret, now.Add(-10*time.Minute)), 400, ""},
+		{"API version mismatch", wrongVersion, payments.SignPayload([]byte(wrongVersion), secret, now), 400, ""},
+		{"not JSON but signed", "not json", payments.SignPayload([]byte("not json"), secret, now), 400, ""},
+		{"oversized", strings.Repeat(" ", 70<<10), "t=1,v1=abc", 413, ""},
+		{"unhandled type is acknowledged", string(unhandled), payments.SignPayload(unhandled, secret, now), 200, "ignored"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := take(t)
+			var out map[string]any
+			status := call(t, "POST", "/v1/webhooks/stripe", "", tt.body, map[string]string{"Stripe-Signature": tt.sig}, &out)
+			require.Equal(t, tt.status, status, out)
+			if tt.outcome != "" {
+				require.Equal(t, tt.outcome, out["status"])
+			} else {
+				require.NotEmpty(t, out["error"])
+			}
+			require.Equal(t, before, take(t))
+		})
+	}
+	// None of it reached the job.
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, "awaiting_payment", string(adminJob(t, created.ID).Status))
+}
+
+func TestBadRequestsOnOtherEndpoints(t *testing.T) {
+	created, _ := newJob(t, 300, 300, "4x", "")
+	id := created.ID
+	j := adminJob(t, id)
+	_ = j
+	tests := []struct {
+		name, method, path, bearer, body string
+		status                           int
+	}{
+		{"job id not a UUID", "GET", "/v1/jobs/not-a-uuid", created.AccessToken, "", 404},
+		{"unknown job", "GET", "/v1/jobs/00000000-0000-4000-8000-000000000000", created.AccessToken, "", 404},
+		{"another job's token", "GET", "/v1/jobs/" + id, "x" + created.AccessToken[1:], "", 404},
+		{"download token malformed", "GET", "/v1/downloads/short", "", "", 404},
+		{"download token unknown", "GET", "/v1/downloads/" + strings.Repeat("A", 64), "", "", 404},
+		{"admin without token", "GET", "/v1/admin/jobs", "", "", 401},
+		{"admin with a wrong token", "GET", "/v1/admin/jobs", "wrong-token-0123456789", "", 401},
+		{"admin with a job's token", "GET", "/v1/admin/jobs", created.AccessToken, "", 401},
+		{"admin bad status", "GET", "/v1/admin/jobs?status=completed,done", admin(), "", 422},
+		{"admin limit too large", "GET", "/v1/admin/jobs?limit=1000", admin(), "", 422},
+		{"admin limit not a number", "GET", "/v1/admin/jobs?limit=ten", admin(), "", 422},
+		{"admin bad order_by", "GET", "/v1/admin/jobs?order_by=price", admin(), "", 422},
+		{"admin bad before", "GET", "/v1/admin/jobs?before=yesterday", admin(), "", 422},
+		{"admin unknown job", "GET", "/v1/admin/jobs/00000000-0000-4000-8000-000000000000", admin(), "", 404},
+		{"upsampler callback with a wrong secret", "POST", "/v1/webhooks/upsampler/" + id + "/wrong", "", `{"id":"x","status":"SUCCESS"}`, 404},
+		{"upsampler callback for an unknown job", "POST", "/v1/webhooks/upsampler/00000000-0000-4000-8000-000000000000/x", "", `{"id":"x","status":"SUCCESS"}`, 404},
+		{"unknown route", "GET", "/v1/nothing", "", "", 404},
+		{"wrong method", "DELETE", "/v1/jobs/" + id, "", "", 405},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := take(t)
+			var out errorAnswer
+			var body any
+			if tt.body != "" {
+				body = tt.body
+			}
+			status := call(t, tt.method, tt.path, tt.bearer, body, nil, &out)
+			require.Equal(t, tt.status, status)
+			require.NotEmpty(t, out.Error.Code)
+			require.NotEmpty(t, out.Error.Message)
+			require.Equal(t, before, take(t))
+		})
+	}
+}
+
+func TestUpsamplerCallbackIsOnlyAHint(t *testing.T) {
+	created, _ := newJob(t, 300, 300, "4x", "")
+	// The callback secret is not exposed by any API; read it like Upsampler
+	// would receive it, from the submission. Before payment there is none,
+	// so a forged callback with a guessed secret is refused.
+	var out errorAnswer
+	status := call(t, "POST", "/v1/webhooks/upsampler/"+created.ID+"/"+strings.Repeat("a", 43), "",
+		`{"id":"forged","status":"SUCCESS","imageUrl":"https://evil.example.org/x.png"}`, nil, &out)
+	require.Equal(t, http.StatusNotFound, status)
+	_ = context.Background()
+}

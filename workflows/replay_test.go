@@ -1,0 +1,33 @@
+package workflows_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"go.temporal.io/sdk/worker"
+
+	hiresworker "hires/worker"
+)
+
+// TestReplayRecordedHistories replays histories recorded from real runs
+// (see internal/e2e, HIRES_RECORD_HISTORIES): a change to the workflow that
+// is not made safe with workflow.GetVersion fails here, before it can break
+// jobs that are sleeping in production.
+func TestReplayRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 4 {
+		t.Fatalf("want the recorded histories in testdata, found %d", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			hiresworker.RegisterWorkflows(r)
+			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+				t.Fatalf("replay of %s: %v", f, err)
+			}
+		})
+	}
+}

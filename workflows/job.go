@@ -13,6 +13,7 @@ import (
 
 	"hires/activities"
 	"hires/internal/jobs"
+	"hires/internal/upsampler"
 )
 
 // a is only used to name activity methods; the worker registers the real one.
@@ -241,7 +242,7 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 	}
 
 	seen := w.hints
-	for st.Status != "SUCCESS" && st.Status != "FAILED" {
+	for st.Status != upsampler.StatusSuccess && st.Status != upsampler.StatusFailed {
 		left := remaining()
 		if left <= 0 {
 			return st, jobs.ReasonUpsamplerTimeout, fmt.Errorf("no result from Upsampler within %s", t.Processing)
@@ -267,7 +268,7 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 			st = next
 		}
 	}
-	if st.Status == "FAILED" {
+	if st.Status == upsampler.StatusFailed {
 		return st, jobs.ReasonUpsamplerFailed, errors.New("Upsampler failed: " + st.Error)
 	}
 	if st.ResultURL == "" {

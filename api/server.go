@@ -64,6 +64,7 @@ func New(d Deps) (*echo.Echo, error) {
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(middleware.Recover(), middleware.RequestID(), s.requestLog)
 
+	e.GET("/jobs/:id", s.jobPage)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 
 	v1 := e.Group("/v1")

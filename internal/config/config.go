@@ -116,6 +116,10 @@ func (c Config) Validate(role Role) error {
 		if c.MarkupPercent < 0 || c.MarkupPercent > 10000 {
 			errs = append(errs, fmt.Errorf("MARKUP_PERCENT must be between 0 and 10000, got %d", c.MarkupPercent))
 		}
+		if c.PaymentTimeout > 24*time.Hour {
+			// A Checkout Session cannot stay open longer than 24 hours.
+			errs = append(errs, fmt.Errorf("PAYMENT_TIMEOUT must be at most 24h (Stripe's Checkout limit), got %s", c.PaymentTimeout))
+		}
 		if c.MaxOutputMegapixels <= 0 {
 			errs = append(errs, errors.New("MAX_OUTPUT_MEGAPIXELS must be positive"))
 		}

@@ -31,6 +31,7 @@ func TestLoad(t *testing.T) {
 		{"worker needs the Upsampler key", RoleWorker, map[string]string{"UPSAMPLER_API_KEY": ""}, "UPSAMPLER_API_KEY is required"},
 		{"malformed duration names the variable", RoleAPI, map[string]string{"PAYMENT_TIMEOUT": "soon"}, "PAYMENT_TIMEOUT has an invalid value"},
 		{"too short duration", RoleAPI, map[string]string{"DOWNLOAD_TTL": "1ms"}, "DOWNLOAD_TTL must be at least"},
+		{"payment window beyond Stripe's limit", RoleAPI, map[string]string{"PAYMENT_TIMEOUT": "25h"}, "PAYMENT_TIMEOUT must be at most 24h"},
 		{"malformed markup", RoleAPI, map[string]string{"MARKUP_PERCENT": "lots"}, "MARKUP_PERCENT has an invalid value"},
 		{"negative markup", RoleAPI, map[string]string{"MARKUP_PERCENT": "-5"}, "MARKUP_PERCENT must be between"},
 		{"short admin token", RoleAPI, map[string]string{"ADMIN_TOKEN": "short"}, "ADMIN_TOKEN must be at least"},

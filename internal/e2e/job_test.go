@@ -74,6 +74,9 @@ func TestPaidJobLifecycle(t *testing.T) {
 	require.Equal(t, jobs.StatusAwaitingPayment, view.Status)
 	require.Equal(t, http.StatusNotFound, call(t, "GET", "/v1/jobs/"+id, "", nil, nil, nil))
 	require.Equal(t, http.StatusNotFound, call(t, "GET", "/v1/jobs/"+id, created.AccessToken+"x", nil, nil, nil))
+	page := getPage(t, "/jobs/"+id+"?token="+url.QueryEscape(created.AccessToken))
+	require.Contains(t, page, "Waiting for your payment")
+	require.Contains(t, page, `http-equiv="refresh"`)
 
 	// The customer pays; Stripe delivers the event twice.
 	res, err := paysim.Pay(context.Background(), paysimOptions(), id)
@@ -126,6 +129,13 @@ func TestPaidJobLifecycle(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusPartialContent, resp.StatusCode)
 	require.Len(t, part, 100)
+
+	// The page Stripe Checkout returns the customer to shows the same.
+	page = getPage(t, "/jobs/"+id+"?token="+url.QueryEscape(created.AccessToken))
+	require.Contains(t, page, "Your image is ready")
+	require.Contains(t, page, view.Download.URL)
+	require.NotContains(t, page, `http-equiv="refresh"`)
+	require.Contains(t, getPage(t, "/jobs/"+id+"?token=wrong"), "does not exist")
 
 	// Admins find it in Temporal by status.
 	requireVisible(t, fmt.Sprintf(`WorkflowId = %q AND JobStatus = "completed" AND PaymentStatus = "paid"`, jobs.WorkflowID(id)))
@@ -250,4 +260,15 @@ func requireClosed(t *testing.T, id string, want enumspb.WorkflowExecutionStatus
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// getPage fetches an HTML page of the API.
+func getPage(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(stack.APIURL + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	require.Equal(t, "no-referrer", resp.Header.Get("Referrer-Policy"))
+	return string(b)
 }

@@ -90,37 +90,38 @@ type AdminJob struct {
 }
 
 func (s *Server) adminGetJob(c echo.Context) error {
-	job, err := s.adminJob(c)
+	j, err := s.adminJob(c)
 	if err != nil {
 		return err
 	}
-	events, err := s.store.Events(c.Request().Context(), job.ID)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, AdminJob{AdminJobView: s.adminView(job), Events: events})
+	return c.JSON(http.StatusOK, j)
 }
 
 func (s *Server) jobEvents(c echo.Context) error {
-	job, err := s.adminJob(c)
+	j, err := s.adminJob(c)
 	if err != nil {
 		return err
 	}
-	events, err := s.store.Events(c.Request().Context(), job.ID)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"events": events})
+	return c.JSON(http.StatusOK, map[string]any{"events": j.Events})
 }
 
-func (s *Server) adminJob(c echo.Context) (store.Job, error) {
+// adminJob loads the job named in the path, with its audit trail.
+func (s *Server) adminJob(c echo.Context) (AdminJob, error) {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
-		return store.Job{}, errNotFound
+		return AdminJob{}, errNotFound
 	}
-	job, err := s.store.Get(c.Request().Context(), id.String())
+	ctx := c.Request().Context()
+	job, err := s.store.Get(ctx, id.String())
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Job{}, errNotFound
+		return AdminJob{}, errNotFound
 	}
-	return job, err
+	if err != nil {
+		return AdminJob{}, err
+	}
+	events, err := s.store.Events(ctx, job.ID)
+	if err != nil {
+		return AdminJob{}, err
+	}
+	return AdminJob{AdminJobView: s.adminView(job), Events: events}, nil
 }

@@ -131,6 +131,9 @@ func (s *Server) ensureWorkflow(ctx context.Context, job store.Job, access strin
 	if job.CheckoutURL != nil {
 		return jobs.Checkout{SessionID: deref(job.CheckoutSessionID), URL: *job.CheckoutURL, ExpiresAt: *job.CheckoutExpiresAt}, nil
 	}
+	if job.Status.Final() { // its workflow ended before a session existed
+		return jobs.Checkout{}, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
+	}
 	ctx, cancel := context.WithTimeout(ctx, checkoutWait)
 	defer cancel()
 	attrs := []temporal.SearchAttributeUpdate{

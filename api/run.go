@@ -18,10 +18,7 @@ import (
 // Run applies migrations, connects, and serves the API on cfg.HTTPAddr
 // until ctx ends, then drains in-flight requests.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	st, err := store.OpenMigrated(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}

@@ -113,7 +113,10 @@ type AdminJobView struct {
 	ResultWidth        *int       `json:"result_width"`
 	ResultHeight       *int       `json:"result_height"`
 	DownloadExpiredAt  *time.Time `json:"download_expired_at"`
-	WorkflowID         string     `json:"workflow_id"`
+	// MarginCents is what the job earned: paid, less Upsampler's cost (the
+	// actual one when known, else the estimate), less refunds.
+	MarginCents *int64 `json:"margin_cents"`
+	WorkflowID  string `json:"workflow_id"`
 }
 
 func (s *Server) adminView(j store.Job) AdminJobView {
@@ -131,6 +134,14 @@ func (s *Server) adminView(j store.Job) AdminJobView {
 	}
 	if v.Download != nil {
 		v.Download.URL = "" // admins see the job, not the customer's link
+	}
+	if j.AmountPaidCents != nil {
+		cost := j.EstimatedCostCents
+		if j.UpsamplerCostCents != nil {
+			cost = *j.UpsamplerCostCents
+		}
+		m := *j.AmountPaidCents - cost - deref(j.RefundAmountCents)
+		v.MarginCents = &m
 	}
 	return v
 }

@@ -70,10 +70,7 @@ func NewActivities(cfg config.Config, st *store.Store) (*activities.Activities, 
 
 // Run applies migrations, connects, and runs the worker until ctx ends.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	st, err := store.OpenMigrated(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}

@@ -18,12 +18,7 @@ func dbOptions(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    15 * time.Second,
 		ScheduleToCloseTimeout: time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeInvalidTransition},
-		},
+		RetryPolicy:            backoff(time.Second, time.Minute, activities.ErrTypeInvalidTransition),
 	})
 }
 
@@ -32,14 +27,7 @@ func stripeOptions(ctx workflow.Context, deadline time.Duration) workflow.Contex
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    2 * time.Minute, // the client tries 3 times with a 30s timeout
 		ScheduleToCloseTimeout: deadline,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeStripeRejected, activities.ErrTypeInvalidTransition,
-			},
-		},
+		RetryPolicy:            backoff(time.Second, 30*time.Second, activities.ErrTypeStripeRejected, activities.ErrTypeInvalidTransition),
 	})
 }
 
@@ -48,15 +36,8 @@ func upsamplerOptions(ctx workflow.Context, deadline time.Duration) workflow.Con
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    70 * time.Second, // the client's own timeout is 60s
 		ScheduleToCloseTimeout: deadline,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    2 * time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeUpsamplerRejected, activities.ErrTypeUpsamplerUnknown,
-				activities.ErrTypeInvalidTransition,
-			},
-		},
+		RetryPolicy: backoff(2*time.Second, time.Minute, activities.ErrTypeUpsamplerRejected,
+			activities.ErrTypeUpsamplerUnknown, activities.ErrTypeInvalidTransition),
 	})
 }
 
@@ -66,13 +47,17 @@ func resultOptions(ctx workflow.Context, deadline time.Duration) workflow.Contex
 		StartToCloseTimeout:    10 * time.Minute,
 		HeartbeatTimeout:       30 * time.Second,
 		ScheduleToCloseTimeout: deadline,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    2 * time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			NonRetryableErrorTypes: []string{
-				activities.ErrTypeResultInvalid, activities.ErrTypeResultGone,
-			},
-		},
+		RetryPolicy:            backoff(2*time.Second, time.Minute, activities.ErrTypeResultInvalid, activities.ErrTypeResultGone),
 	})
+}
+
+// backoff retries with exponential backoff from first to at most ceiling,
+// until the activity's ScheduleToClose; the listed error types stop it.
+func backoff(first, ceiling time.Duration, nonRetryable ...string) *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:        first,
+		BackoffCoefficient:     2,
+		MaximumInterval:        ceiling,
+		NonRetryableErrorTypes: nonRetryable,
+	}
 }

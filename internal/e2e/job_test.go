@@ -96,6 +96,7 @@ func TestPaidJobLifecycle(t *testing.T) {
 	require.Equal(t, 640, *done.ResultWidth)
 	require.Equal(t, 480, *done.ResultHeight)
 	require.Equal(t, 1.0, *done.UpsamplerCredits)
+	require.Equal(t, int64(50-4), *done.MarginCents)
 
 	// One submission to Upsampler, with this job's callback URL.
 	submits := 0

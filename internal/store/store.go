@@ -45,6 +45,15 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	return &Store{pool: pool}, nil
 }
 
+// OpenMigrated applies the migrations, then opens the store: what a
+// process does at start-up.
+func OpenMigrated(ctx context.Context, databaseURL string) (*Store, error) {
+	if err := Migrate(ctx, databaseURL); err != nil {
+		return nil, err
+	}
+	return Open(ctx, databaseURL)
+}
+
 // Close releases the connections.
 func (s *Store) Close() { s.pool.Close() }
 

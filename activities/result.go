@@ -2,7 +2,10 @@ package activities
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"image"
 	_ "image/jpeg" // decoders for result validation
@@ -17,6 +20,7 @@ import (
 
 	"hires/internal/store"
 	"hires/internal/token"
+	"hires/internal/urlguard"
 )
 
 // StoreResultInput is the output to fetch and keep.
@@ -48,6 +52,9 @@ func (a *Activities) StoreResult(ctx context.Context, in StoreResultInput) (Stor
 		return StoredResult{}, temporal.NewNonRetryableApplicationError("bad result URL", ErrTypeResultInvalid, err)
 	}
 	resp, err := a.ResultClient.Do(req)
+	if errors.Is(err, urlguard.ErrNotAllowed) {
+		return StoredResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeResultInvalid, err)
+	}
 	if err != nil {
 		return StoredResult{}, fmt.Errorf("fetch result: %w", err)
 	}
@@ -84,7 +91,7 @@ func (a *Activities) StoreResult(ctx context.Context, in StoreResultInput) (Stor
 		a.Files.Delete(key) //nolint:errcheck // best effort; the job fails either way
 		return StoredResult{}, invalid("result is over the %d byte limit", a.MaxResultBytes)
 	}
-	width, height, err := a.dimensions(key)
+	width, height, err := a.check(key, contentType)
 	if err != nil {
 		a.Files.Delete(key) //nolint:errcheck
 		return StoredResult{}, invalid("result does not decode as %s: %v", contentType, err)
@@ -96,14 +103,52 @@ func (a *Activities) StoreResult(ctx context.Context, in StoreResultInput) (Stor
 	return StoredResult{Key: key, ContentType: contentType, Bytes: w.Bytes, SHA256: w.SHA256, Width: width, Height: height}, nil
 }
 
-func (a *Activities) dimensions(key string) (int, int, error) {
+// check reads the stored file's dimensions and makes sure it is whole: a
+// cut-off download has a valid header but no end. Decoding every pixel of an
+// 8x output would take gigabytes, so the format's end marker is checked instead.
+func (a *Activities) check(key, contentType string) (int, int, error) {
 	f, err := a.Files.Open(key)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer f.Close()
 	cfg, _, err := image.DecodeConfig(f)
-	return cfg.Width, cfg.Height, err
+	if err != nil {
+		return 0, 0, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := imageComplete(f, contentType, info.Size()); err != nil {
+		return 0, 0, err
+	}
+	return cfg.Width, cfg.Height, nil
+}
+
+var pngEnd = []byte{0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82}
+
+// imageComplete checks the end of an image file: PNG's IEND chunk, JPEG's
+// end-of-image marker, or WebP's RIFF size matching the file.
+func imageComplete(f io.ReaderAt, contentType string, size int64) error {
+	switch contentType {
+	case "image/png":
+		tail := make([]byte, len(pngEnd))
+		if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil || !bytes.Equal(tail, pngEnd) {
+			return errors.New("PNG has no IEND chunk: truncated")
+		}
+	case "image/jpeg":
+		tail := make([]byte, 2)
+		if _, err := f.ReadAt(tail, size-2); err != nil || tail[0] != 0xFF || tail[1] != 0xD9 {
+			return errors.New("JPEG has no end-of-image marker: truncated")
+		}
+	case "image/webp":
+		head := make([]byte, 8)
+		if _, err := f.ReadAt(head, 0); err != nil || int64(binary.LittleEndian.Uint32(head[4:]))+8 != size {
+			return errors.New("WebP size does not match its RIFF header: truncated")
+		}
+	}
+	return nil
 }
 
 // near allows 1% (and at least 2 px) of rounding by the upscaler.

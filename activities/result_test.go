@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -130,9 +131,12 @@ func newActivities(t *testing.T, maxBytes int64, allowed ...string) (*activities
 	}, dir
 }
 
+// hostOf returns the host:port of an httptest server's URL.
 func hostOf(t *testing.T, rawURL string) string {
 	t.Helper()
-	return strings.TrimPrefix(rawURL, "http://")
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	return u.Host
 }
 
 // storeResult runs the activity the way a worker would.
@@ -243,8 +247,9 @@ func TestStoreResult(t *testing.T) {
 			[]byte("<html><body>"+strings.Repeat("x", 20000)+"</body></html>"), false), kind: invalid},
 		{name: "empty body", handler: serve(200, "image/png", nil, true), kind: invalid},
 		{name: "GIF", handler: serve(200, "image/gif", encodeGIF(t, w, h), true), kind: invalid},
-		{name: "truncated PNG", handler: serve(200, "image/png", pngBody[:len(pngBody)/2], true), kind: invalid},
-		{name: "PNG header only", handler: serve(200, "image/png", pngBody[:16], true), kind: invalid},
+		{name: "PNG cut inside its header", handler: serve(200, "image/png", pngBody[:20], true), kind: invalid},
+		{name: "PNG cut after its header", handler: serve(200, "image/png", pngBody[:len(pngBody)/2], true), kind: invalid},
+		{name: "JPEG cut short", handler: serve(200, "image/jpeg", jpegBody[:len(jpegBody)-10], true), kind: invalid},
 		{name: "over the limit with Content-Length", handler: serve(200, "image/png", pngBody, true),
 			maxBytes: int64(len(pngBody)) - 1, kind: invalid},
 		{name: "over the limit without Content-Length", handler: serve(200, "image/png", pngBody, false),
@@ -346,8 +351,10 @@ func TestStoreResultOnlyFetchesAllowedHosts(t *testing.T) {
 			wantAllowed: 1, wantOther: 0,
 		},
 		{
-			name:        "not http",
-			url:         func(allowed, _ *resultServer) string { return strings.Replace(allowed.URL, "http://", "file://", 1) + "/etc/passwd" },
+			name: "not http",
+			url: func(allowed, _ *resultServer) string {
+				return strings.Replace(allowed.URL, "http://", "file://", 1) + "/etc/passwd"
+			},
 			wantAllowed: 0, wantOther: 0,
 		},
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"slices"
@@ -29,11 +30,11 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 // JobList answers GET /v1/admin/jobs.
 type JobList struct {
 	Jobs []AdminJobView `json:"jobs"`
-	// NextBefore continues the listing (pass it as ?before=).
-	NextBefore *time.Time `json:"next_before,omitempty"`
+	// NextCursor continues the listing (pass it as ?cursor=).
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// listJobs is the seed's get_jobs: ?status=a,b&limit=20&order_by=created_at&before=RFC3339.
+// listJobs is the seed's get_jobs: ?status=a,b&limit=20&order_by=created_at&cursor=...
 func (s *Server) listJobs(c echo.Context) error {
 	f := store.ListFilter{Limit: 20, OrderBy: "created_at"}
 	if v := c.QueryParam("status"); v != "" {
@@ -58,12 +59,12 @@ func (s *Server) listJobs(c echo.Context) error {
 		}
 		f.OrderBy = v
 	}
-	if v := c.QueryParam("before"); v != "" {
-		t, err := time.Parse(time.RFC3339Nano, v)
+	if v := c.QueryParam("cursor"); v != "" {
+		cur, err := decodeCursor(v)
 		if err != nil {
-			return invalidField("before", "invalid_before", "before must be an RFC 3339 time")
+			return invalidField("cursor", "invalid_cursor", "cursor must be a next_cursor value from a previous page")
 		}
-		f.Before = &t
+		f.After = &cur
 	}
 	list, err := s.store.List(c.Request().Context(), f)
 	if err != nil {
@@ -74,11 +75,7 @@ func (s *Server) listJobs(c echo.Context) error {
 		out.Jobs = append(out.Jobs, s.adminView(j))
 	}
 	if len(list) == f.Limit {
-		last := list[len(list)-1].CreatedAt
-		if f.OrderBy == "updated_at" {
-			last = list[len(list)-1].UpdatedAt
-		}
-		out.NextBefore = &last
+		out.NextCursor = encodeCursor(store.CursorOf(list[len(list)-1], f.OrderBy))
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -124,4 +121,29 @@ func (s *Server) adminJob(c echo.Context) (AdminJob, error) {
 		return AdminJob{}, err
 	}
 	return AdminJob{AdminJobView: s.adminView(job), Events: events}, nil
+}
+
+// Cursors are opaque to clients: base64url of "<RFC 3339 time>|<job ID>".
+func encodeCursor(c store.Cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(c.At.UTC().Format(time.RFC3339Nano) + "|" + c.ID))
+}
+
+func decodeCursor(s string) (store.Cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return store.Cursor{}, err
+	}
+	at, id, ok := strings.Cut(string(raw), "|")
+	if !ok {
+		return store.Cursor{}, errors.New("malformed cursor")
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return store.Cursor{}, err
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return store.Cursor{}, err
+	}
+	return store.Cursor{At: t, ID: u.String()}, nil
 }

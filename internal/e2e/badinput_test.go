@@ -29,18 +29,18 @@ func take(t *testing.T) snapshot {
 	t.Helper()
 	var list api.JobList
 	total := 0
-	before := ""
+	cursor := ""
 	for { // page through everything
 		path := "/v1/admin/jobs?limit=100"
-		if before != "" {
-			path += "&before=" + before
+		if cursor != "" {
+			path += "&cursor=" + cursor
 		}
 		require.Equal(t, http.StatusOK, call(t, "GET", path, admin(), nil, nil, &list))
 		total += len(list.Jobs)
-		if list.NextBefore == nil {
+		if list.NextCursor == "" {
 			break
 		}
-		before = list.NextBefore.Format(time.RFC3339Nano)
+		cursor = list.NextCursor
 	}
 	return snapshot{jobs: total, stripe: len(stripe.Calls()), upsampler: len(stack.Upsampler.Requests())}
 }
@@ -189,7 +189,7 @@ func TestBadRequestsOnOtherEndpoints(t *testing.T) {
 		{"admin limit too large", "GET", "/v1/admin/jobs?limit=1000", admin(), "", 422},
 		{"admin limit not a number", "GET", "/v1/admin/jobs?limit=ten", admin(), "", 422},
 		{"admin bad order_by", "GET", "/v1/admin/jobs?order_by=price", admin(), "", 422},
-		{"admin bad before", "GET", "/v1/admin/jobs?before=yesterday", admin(), "", 422},
+		{"admin bad cursor", "GET", "/v1/admin/jobs?cursor=yesterday", admin(), "", 422},
 		{"admin unknown job", "GET", "/v1/admin/jobs/00000000-0000-4000-8000-000000000000", admin(), "", 404},
 		{"upsampler callback with a wrong secret", "POST", "/v1/webhooks/upsampler/" + id + "/wrong", "", `{"id":"x","status":"SUCCESS"}`, 404},
 		{"upsampler callback for an unknown job", "POST", "/v1/webhooks/upsampler/00000000-0000-4000-8000-000000000000/x", "", `{"id":"x","status":"SUCCESS"}`, 404},

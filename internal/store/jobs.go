@@ -165,8 +165,23 @@ type ListFilter struct {
 	Limit    int
 	// OrderBy is created_at or updated_at, newest first.
 	OrderBy string
-	// Before, when set, continues a listing: only jobs ordered before it.
-	Before *time.Time
+	// After, when set, continues a listing after that row.
+	After *Cursor
+}
+
+// Cursor is a position in a listing: the ordering time and the job ID,
+// which breaks ties so that no job is skipped or repeated across pages.
+type Cursor struct {
+	At time.Time
+	ID string
+}
+
+// CursorOf is the position of job j in a listing ordered by orderBy.
+func CursorOf(j Job, orderBy string) Cursor {
+	if orderBy == "updated_at" {
+		return Cursor{At: j.UpdatedAt, ID: j.ID}
+	}
+	return Cursor{At: j.CreatedAt, ID: j.ID}
 }
 
 // ListOrderColumns are the columns jobs may be ordered by.
@@ -186,16 +201,16 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, error) {
 		args = append(args, statusStrings(f.Statuses))
 		where = append(where, fmt.Sprintf("status = ANY($%d)", len(args)))
 	}
-	if f.Before != nil {
-		args = append(args, *f.Before)
-		where = append(where, fmt.Sprintf("%s < $%d", col, len(args)))
+	if f.After != nil {
+		args = append(args, f.After.At, f.After.ID)
+		where = append(where, fmt.Sprintf("(%s, id) < ($%d, $%d)", col, len(args)-1, len(args)))
 	}
 	q := `SELECT * FROM jobs`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, f.Limit)
-	q += fmt.Sprintf(" ORDER BY %s DESC, id LIMIT $%d", col, len(args))
+	q += fmt.Sprintf(" ORDER BY %s DESC, id DESC LIMIT $%d", col, len(args))
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list jobs: %w", err)

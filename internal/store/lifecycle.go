@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"hires/internal/jobs"
 )
@@ -11,17 +14,32 @@ import (
 // The writes below are made by the job's workflow, through activities. Each
 // is idempotent: replaying it after a crash or a retry changes nothing.
 
-// SetCheckout records the job's Checkout Session.
+// SetCheckout records the job's Checkout Session, while it awaits payment.
+// Recording the same session again writes nothing.
 func (s *Store) SetCheckout(ctx context.Context, id, sessionID, url string, expiresAt time.Time) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET checkout_session_id = $2, checkout_url = $3,
-		checkout_expires_at = $4, updated_at = now() WHERE id = $1`, id, sessionID, url, expiresAt)
+		checkout_expires_at = $4, updated_at = now()
+		WHERE id = $1 AND status = 'awaiting_payment'
+		  AND (checkout_session_id, checkout_url, checkout_expires_at) IS DISTINCT FROM ($2, $3, $4)`,
+		id, sessionID, url, expiresAt)
 	if err != nil {
 		return fmt.Errorf("store: set checkout for %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store: set checkout: %w", ErrNotFound)
+	if tag.RowsAffected() == 1 {
+		return nil
 	}
-	return nil
+	var status jobs.Status
+	var current *string
+	err = s.pool.QueryRow(ctx, `SELECT status, checkout_session_id FROM jobs WHERE id = $1`, id).Scan(&status, &current)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("store: set checkout for %s: %w", id, ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("store: set checkout for %s: %w", id, err)
+	case current != nil && *current == sessionID:
+		return nil // already recorded
+	}
+	return fmt.Errorf("store: set checkout for %s in status %s: %w", id, status, ErrInvalidTransition)
 }
 
 // Payment is a confirmed payment.
@@ -104,29 +122,31 @@ func (s *Store) MarkFailed(ctx context.Context, id, reason, detail string) error
 // MarkDownloadExpired records that the file was deleted at the link's
 // expiry. The job stays completed; the trail gets a row.
 func (s *Store) MarkDownloadExpired(ctx context.Context, id string) error {
-	return s.event(ctx, id, jobs.StatusCompleted, "download_expired",
-		`UPDATE jobs SET download_expired_at = now(), result_key = NULL, updated_at = now()
-		 WHERE id = $1 AND status = 'completed' AND download_expired_at IS NULL`)
-}
-
-// event runs update (with $1 = id) and, if it changed the row, appends a
-// trail row that keeps the status as it is.
-func (s *Store) event(ctx context.Context, id string, status jobs.Status, cause, update string) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("store: %s for %s: %w", cause, id, err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	tag, err := tx.Exec(ctx, update, id)
-	if err != nil {
-		return fmt.Errorf("store: %s for %s: %w", cause, id, err)
-	}
-	if tag.RowsAffected() == 1 {
-		if err := insertEvent(ctx, tx, id, string(status), status, cause, ""); err != nil {
-			return fmt.Errorf("store: %s for %s: %w", cause, id, err)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var status jobs.Status
+		var expired *time.Time
+		err := tx.QueryRow(ctx, `SELECT status, download_expired_at FROM jobs WHERE id = $1 FOR UPDATE`, id).
+			Scan(&status, &expired)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return ErrNotFound
+		case err != nil:
+			return err
+		case status != jobs.StatusCompleted:
+			return fmt.Errorf("%w: download of a %s job", ErrInvalidTransition, status)
+		case expired != nil:
+			return nil // already done
 		}
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET download_expired_at = now(), result_key = NULL,
+			updated_at = now() WHERE id = $1`, id); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, id, string(status), status, "download_expired", "")
+	})
+	if err != nil {
+		return fmt.Errorf("store: download expired for %s: %w", id, err)
 	}
-	return tx.Commit(ctx)
+	return nil
 }
 
 // RecordStripeEvent remembers that eventID was handled, with its outcome.

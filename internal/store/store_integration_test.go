@@ -92,6 +92,11 @@ func hash(s string) []byte {
 
 func ptr[T any](v T) *T { return &v }
 
+// before is a cursor just before time t: every job ordered strictly earlier.
+func before(t time.Time) *store.Cursor {
+	return &store.Cursor{At: t, ID: "00000000-0000-0000-0000-000000000000"}
+}
+
 // newJobInput returns a valid job with a fresh ID and idempotency key.
 func newJobInput() store.NewJob {
 	id := uuid.NewString()
@@ -155,7 +160,7 @@ func payment(id string) store.Payment {
 
 func completion(id, token string) store.Completion {
 	return store.Completion{
-		JobID: id, UpsamplerJobID: "ups-" + id, UpsamplerCredits: 12.34,
+		JobID: id, UpsamplerJobID: "ups-" + id, UpsamplerCredits: 12.4,
 		ResultKey: "results/" + id + ".png", ContentType: "image/png", Bytes: 123456,
 		SHA256: fmt.Sprintf("%x", hash(id)), Width: 2560, Height: 1920,
 		DownloadToken: token, DownloadExpiresAt: time.Now().Add(time.Hour).Truncate(time.Microsecond),
@@ -626,12 +631,12 @@ func transitionCases() []transitionCase {
 		},
 		{
 			name: "MarkCompleted", from: []jobs.Status{jobs.StatusProcessing}, to: jobs.StatusCompleted,
-			apply: completed(12.34), cause: func(id string) string { return "upsampler:ups-" + id },
+			apply: completed(12.4), cause: func(id string) string { return "upsampler:ups-" + id },
 			want: func(t *testing.T, id string, before, after store.Job) store.Job {
 				c := completion(id, "first-token-"+id)
 				w := before
-				w.UpsamplerCredits = ptr(12.34)
-				w.UpsamplerCostCents = ptr(int64(49)) // 12.34 credits at 4 cents, rounded
+				w.UpsamplerCredits = ptr(12.4)
+				w.UpsamplerCostCents = ptr(int64(50)) // 12.4 credits at 4 cents: 49.6, rounded
 				w.ResultKey = ptr(c.ResultKey)
 				w.ResultContentType = ptr("image/png")
 				w.ResultBytes = ptr(int64(123456))
@@ -971,10 +976,10 @@ func TestList(t *testing.T) {
 		{"two statuses", store.ListFilter{Limit: 100, Statuses: []jobs.Status{jobs.StatusAwaitingPayment, jobs.StatusFailed}}, pick(7, 4, 0)},
 		{"status with limit", store.ListFilter{Limit: 1, Statuses: []jobs.Status{jobs.StatusAwaitingPayment}}, pick(7)},
 		{"status nobody has", store.ListFilter{Limit: 100, Statuses: []jobs.Status{"refunded"}}, pick()},
-		{"before is exclusive", store.ListFilter{Limit: 100, Before: ptr(base.Add(3 * time.Minute))}, pick(2, 1, 0)},
-		{"before with status", store.ListFilter{Limit: 100, Before: ptr(base.Add(7 * time.Minute)), Statuses: []jobs.Status{jobs.StatusAwaitingPayment}}, pick(0)},
-		{"before on updated_at", store.ListFilter{Limit: 100, OrderBy: "updated_at", Before: ptr(base.Add(time.Hour + 2*time.Second))}, pick(6, 3)},
-		{"before the first job", store.ListFilter{Limit: 100, Before: ptr(base)}, pick()},
+		{"after is exclusive", store.ListFilter{Limit: 100, After: before(base.Add(3 * time.Minute))}, pick(2, 1, 0)},
+		{"after with status", store.ListFilter{Limit: 100, After: before(base.Add(7 * time.Minute)), Statuses: []jobs.Status{jobs.StatusAwaitingPayment}}, pick(0)},
+		{"after on updated_at", store.ListFilter{Limit: 100, OrderBy: "updated_at", After: before(base.Add(time.Hour + 2*time.Second))}, pick(6, 3)},
+		{"after the first job", store.ListFilter{Limit: 100, After: before(base)}, pick()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1005,10 +1010,10 @@ func TestList(t *testing.T) {
 		for _, limit := range []int{1, 3, 5, 8, 9} {
 			t.Run(fmt.Sprintf("pages by %s of %d", order, limit), func(t *testing.T) {
 				var seen []string
-				var before *time.Time
+				var after *store.Cursor
 				for page := 0; ; page++ {
 					require.Less(t, page, 20, "paging does not end")
-					list, err := s.List(ctx, store.ListFilter{Limit: limit, OrderBy: order, Before: before})
+					list, err := s.List(ctx, store.ListFilter{Limit: limit, OrderBy: order, After: after})
 					require.NoError(t, err)
 					require.LessOrEqual(t, len(list), limit)
 					for _, j := range list {
@@ -1018,12 +1023,8 @@ func TestList(t *testing.T) {
 					if len(list) < limit {
 						break
 					}
-					last := list[len(list)-1]
-					ts := last.CreatedAt
-					if order == "updated_at" {
-						ts = last.UpdatedAt
-					}
-					before = &ts
+					cur := store.CursorOf(list[len(list)-1], order)
+					after = &cur
 				}
 				want := pick(7, 6, 5, 4, 3, 2, 1, 0)
 				if order == "updated_at" {
@@ -1033,6 +1034,39 @@ func TestList(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Jobs created in the same instant are neither skipped nor repeated across pages.
+func TestListPagesThroughTiedTimestamps(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2031, 5, 5, 5, 5, 5, 0, time.UTC) // later than any other test's jobs
+	want := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		n := newJobInput()
+		_, _, err := st.CreateJob(ctx, n)
+		require.NoError(t, err)
+		_, err = pool.Exec(ctx, `UPDATE jobs SET created_at = $2 WHERE id = $1`, n.ID, at)
+		require.NoError(t, err)
+		want[n.ID] = true
+	}
+	got := map[string]bool{}
+	var after *store.Cursor
+	for page := 0; page < 10; page++ {
+		list, err := st.List(ctx, store.ListFilter{Limit: 2, After: after})
+		require.NoError(t, err)
+		for _, j := range list {
+			if j.CreatedAt.Equal(at) {
+				require.False(t, got[j.ID], "repeated")
+				got[j.ID] = true
+			}
+		}
+		if len(list) < 2 || !list[len(list)-1].CreatedAt.Equal(at) {
+			break
+		}
+		cur := store.CursorOf(list[len(list)-1], "created_at")
+		after = &cur
+	}
+	require.Equal(t, want, got)
 }
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"hires/internal/payments"
@@ -21,6 +22,7 @@ type Payments interface {
 	CreateCheckout(ctx context.Context, p payments.CheckoutParams) (payments.Session, error)
 	GetSession(ctx context.Context, id string) (payments.Session, error)
 	ExpireSession(ctx context.Context, sessionID, jobID string) (payments.Session, error)
+	Refund(ctx context.Context, p payments.RefundParams) (payments.Refund, error)
 }
 
 // Upsampler is the part of the Upsampler API the activities use.
@@ -40,6 +42,8 @@ type Activities struct {
 	MaxResultBytes int64
 	// PublicBaseURL is where Upsampler's callbacks reach the API.
 	PublicBaseURL string
+	// Temporal lets the reconciliation sweep see workflows' statuses.
+	Temporal client.Client
 }
 
 // Non-retryable error types. The workflow maps them to failure reasons.

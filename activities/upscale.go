@@ -16,6 +16,7 @@ type SubmitUpscaleInput struct {
 	JobID    string
 	ImageURL string
 	Factor   int
+	Attempt  int // 0, then one more per admin retry
 }
 
 // UpscaleStatus is Upsampler's view of a job.
@@ -35,8 +36,8 @@ func (a *Activities) SubmitUpscale(ctx context.Context, in SubmitUpscaleInput) (
 	if err != nil {
 		return UpscaleStatus{}, storeErr(err)
 	}
-	if job.UpsamplerJobID != nil {
-		// Already submitted and recorded (a replay after a crash): never submit twice.
+	if job.UpsamplerJobID != nil && job.UpsamplerAttempt != nil && *job.UpsamplerAttempt == in.Attempt {
+		// This attempt was submitted already (a retry after a crash): never submit twice.
 		return a.CheckUpscale(ctx, CheckUpscaleInput{UpsamplerJobID: *job.UpsamplerJobID})
 	}
 	j, err := a.Upsampler.Submit(ctx, upsampler.SubmitRequest{
@@ -46,6 +47,10 @@ func (a *Activities) SubmitUpscale(ctx context.Context, in SubmitUpscaleInput) (
 	})
 	if err != nil {
 		return UpscaleStatus{}, upsamplerErr(err, ErrTypeUpsamplerRejected)
+	}
+	// Remember it at once: if this process dies now, the retry finds it.
+	if err := a.Store.RecordSubmission(ctx, in.JobID, in.Attempt, j.ID); err != nil {
+		return UpscaleStatus{}, err
 	}
 	return statusOf(j), nil
 }

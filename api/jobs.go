@@ -197,6 +197,8 @@ func (s *Server) workflowInput(job store.Job, access string) jobs.WorkflowInput 
 			DownloadTTL:  s.cfg.DownloadTTL,
 			Processing:   s.cfg.ProcessingTimeout,
 			PollInterval: s.cfg.UpsamplerPollInterval,
+			RetryWindow:  s.cfg.RetryWindow,
+			RefundRetry:  s.cfg.RefundRetryInterval,
 		},
 	}
 }

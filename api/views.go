@@ -45,6 +45,13 @@ type Download struct {
 	Expired   bool      `json:"expired"`
 }
 
+// RefundView tells the customer their money went back.
+type RefundView struct {
+	AmountCents int64     `json:"amount_cents"`
+	Currency    string    `json:"currency"`
+	RefundedAt  time.Time `json:"refunded_at"`
+}
+
 // JobView is what a customer sees of a job.
 type JobView struct {
 	ID                  string             `json:"id"`
@@ -61,7 +68,9 @@ type JobView struct {
 	ProcessingStartedAt *time.Time         `json:"processing_started_at,omitempty"`
 	CompletedAt         *time.Time         `json:"completed_at,omitempty"`
 	FailedAt            *time.Time         `json:"failed_at,omitempty"`
-	Download            *Download          `json:"download,omitempty"`
+	// Refund is set once the payment went back to the customer.
+	Refund   *RefundView `json:"refund,omitempty"`
+	Download *Download   `json:"download,omitempty"`
 }
 
 func (s *Server) customerView(j store.Job) JobView {
@@ -71,6 +80,9 @@ func (s *Server) customerView(j store.Job) JobView {
 		CreatedAt: j.CreatedAt.UTC(), UpdatedAt: j.UpdatedAt.UTC(),
 		PaidAt: utc(j.PaidAt), ProcessingStartedAt: utc(j.ProcessingStartedAt),
 		CompletedAt: utc(j.ProcessingCompletedAt), FailedAt: utc(j.FailedAt),
+	}
+	if j.RefundedAt != nil {
+		v.Refund = &RefundView{AmountCents: deref(j.RefundAmountCents), Currency: deref(j.PaidCurrency), RefundedAt: j.RefundedAt.UTC()}
 	}
 	if j.Status == jobs.StatusAwaitingPayment && j.CheckoutURL != nil {
 		v.CheckoutURL = *j.CheckoutURL
@@ -102,6 +114,10 @@ type AdminJobView struct {
 	RefundID           *string    `json:"refund_id"`
 	RefundAmountCents  *int64     `json:"refund_amount_cents"`
 	RefundedAt         *time.Time `json:"refunded_at"`
+	RefundStatus       *string    `json:"refund_status"`
+	RefundConfirmedAt  *time.Time `json:"refund_confirmed_at"`
+	RefundError        *string    `json:"refund_error"`
+	Attempt            int        `json:"attempt"`
 	UpsamplerJobID     *string    `json:"upsampler_job_id"`
 	UpsamplerCredits   *float64   `json:"upsampler_credits"`
 	UpsamplerCostCents *int64     `json:"upsampler_cost_cents"`
@@ -126,7 +142,8 @@ func (s *Server) adminView(j store.Job) AdminJobView {
 		CheckoutSessionID: j.CheckoutSessionID, CheckoutExpiresAt: utc(j.CheckoutExpiresAt),
 		PaymentIntentID: j.PaymentIntentID, AmountPaidCents: j.AmountPaidCents, PaidCurrency: j.PaidCurrency,
 		CustomerEmail: j.CustomerEmail, RefundID: j.RefundID, RefundAmountCents: j.RefundAmountCents,
-		RefundedAt: utc(j.RefundedAt), UpsamplerJobID: j.UpsamplerJobID, UpsamplerCredits: j.UpsamplerCredits,
+		RefundedAt: utc(j.RefundedAt), RefundStatus: j.RefundStatus, RefundConfirmedAt: utc(j.RefundConfirmedAt),
+		RefundError: j.RefundError, Attempt: j.Attempt, UpsamplerJobID: j.UpsamplerJobID, UpsamplerCredits: j.UpsamplerCredits,
 		UpsamplerCostCents: j.UpsamplerCostCents, FailureReason: j.FailureReason, FailureDetail: j.FailureDetail,
 		ResultContentType: j.ResultContentType, ResultBytes: j.ResultBytes, ResultSHA256: j.ResultSHA256,
 		ResultWidth: j.ResultWidth, ResultHeight: j.ResultHeight, DownloadExpiredAt: utc(j.DownloadExpiredAt),

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"io"
@@ -8,7 +9,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 
 	"hires/internal/jobs"
 	"hires/internal/payments"
@@ -40,6 +43,9 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	log := s.log.With("event_id", ev.ID, "event_type", ev.Type)
+	if ev.Type == jobs.EventChargeRefunded && ev.Charge != nil {
+		return s.chargeRefunded(c, ev)
+	}
 	if !handledEvents[ev.Type] || ev.Session == nil {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ignored"})
 	}
@@ -76,6 +82,15 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 	err = s.temporal.SignalWorkflow(ctx, jobs.WorkflowID(job.ID), "", jobs.SignalStripeEvent, signal)
 	var notFound *serviceerror.NotFound
 	switch {
+	case errors.As(err, &notFound) && isNewPayment(signal, job):
+		// The job's workflow has ended (abandoned), yet the customer paid:
+		// refund it in a workflow of its own, at most one per job.
+		outcome = "late_payment_refund"
+		if err := s.startLatePaymentRefund(ctx, job.ID, signal); err != nil {
+			log.ErrorContext(ctx, "starting the late-payment refund failed; Stripe will retry", "job_id", job.ID, "error", err)
+			return fail(http.StatusServiceUnavailable, "unavailable", "event not accepted, retry later")
+		}
+		log.WarnContext(ctx, "payment for a closed job: refunding it", "job_id", job.ID, "job_status", job.Status)
 	case errors.As(err, &notFound):
 		outcome = "workflow_closed"
 		log.WarnContext(ctx, "stripe event for a closed job", "job_id", job.ID, "job_status", job.Status)
@@ -123,4 +138,65 @@ func (s *Server) upsamplerWebhook(c echo.Context) error {
 		return fail(http.StatusServiceUnavailable, "unavailable", "callback not accepted, retry later")
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "received"})
+}
+
+// isNewPayment reports a paid checkout event for a payment the job has not
+// recorded (a redelivery of the recorded one is not new).
+func isNewPayment(e jobs.StripeEvent, job store.Job) bool {
+	paid := (e.Type == jobs.EventCheckoutCompleted || e.Type == jobs.EventCheckoutAsyncSucceeded) && e.PaymentStatus == "paid"
+	return paid && e.PaymentIntentID != "" && (job.PaymentIntentID == nil || *job.PaymentIntentID != e.PaymentIntentID)
+}
+
+func (s *Server) startLatePaymentRefund(ctx context.Context, jobID string, payment jobs.StripeEvent) error {
+	_, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       jobs.LatePaymentWorkflowID(jobID),
+		TaskQueue:                jobs.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, jobs.LatePaymentWorkflow, jobs.LatePaymentInput{JobID: jobID, Payment: payment, RefundRetry: s.cfg.RefundRetryInterval})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil // already refunded once: never twice
+	}
+	return err
+}
+
+// chargeRefunded records Stripe's confirmation of a refund, ours or one
+// made in the Stripe dashboard, and tells the job's workflow.
+func (s *Server) chargeRefunded(c echo.Context, ev payments.Event) error {
+	ctx := c.Request().Context()
+	if seen, err := s.store.StripeEventSeen(ctx, ev.ID); err != nil {
+		return err
+	} else if seen {
+		return c.JSON(http.StatusOK, map[string]string{"status": "duplicate"})
+	}
+	ch := ev.Charge
+	if !ch.Refunded || ch.PaymentIntentID == "" {
+		// We only ever refund in full; a partial refund is left to the admins.
+		s.log.WarnContext(ctx, "partial refund noted", "event_id", ev.ID, "charge", ch.ID)
+		return c.JSON(http.StatusOK, map[string]string{"status": "ignored"})
+	}
+	refundID := ""
+	if n := len(ch.RefundIDs); n > 0 {
+		refundID = ch.RefundIDs[n-1]
+	}
+	jobID, err := s.store.ConfirmRefund(ctx, store.RefundConfirmation{
+		EventID: ev.ID, PaymentIntentID: ch.PaymentIntentID, RefundID: refundID, AmountRefundedCents: ch.AmountRefundedCents,
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ignored"})
+	}
+	if err != nil {
+		return err
+	}
+	err = s.temporal.SignalWorkflow(ctx, jobs.WorkflowID(jobID), "", jobs.SignalStripeEvent,
+		jobs.StripeEvent{EventID: ev.ID, Type: ev.Type, PaymentIntentID: ch.PaymentIntentID})
+	var notFound *serviceerror.NotFound
+	if err != nil && !errors.As(err, &notFound) {
+		return fail(http.StatusServiceUnavailable, "unavailable", "event not accepted, retry later")
+	}
+	if _, err := s.store.RecordStripeEvent(ctx, ev.ID, ev.Type, jobID, "refund_confirmed"); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "refund_confirmed"})
 }

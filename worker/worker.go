@@ -3,13 +3,16 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -38,9 +41,11 @@ type WorkflowRegistry interface {
 	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
 }
 
-// RegisterWorkflows registers the job workflow under its contract name.
+// RegisterWorkflows registers the workflows under their contract names.
 func RegisterWorkflows(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.ImageJob, workflow.RegisterOptions{Name: jobs.WorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.LatePaymentRefund, workflow.RegisterOptions{Name: jobs.LatePaymentWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Reconcile, workflow.RegisterOptions{Name: jobs.ReconcileWorkflow})
 }
 
 // NewActivities builds the activities' dependencies from configuration.
@@ -75,15 +80,19 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	acts, err := NewActivities(cfg, st)
-	if err != nil {
-		return err
-	}
 	c, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	acts, err := NewActivities(cfg, st)
+	if err != nil {
+		return err
+	}
+	acts.Temporal = c
+	if err := EnsureReconcileSchedule(ctx, c, cfg.ReconcileInterval, cfg.ReconcileGrace); err != nil {
+		return err
+	}
 	w := New(c, acts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
@@ -91,5 +100,35 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	logger.Info("worker started", "task_queue", jobs.TaskQueue, "temporal", cfg.TemporalAddress)
 	<-ctx.Done()
 	w.Stop() // stops polling and waits for running activities
+	return nil
+}
+
+// EnsureReconcileSchedule creates the Temporal Schedule that runs the
+// reconciliation sweep every interval, or updates its interval. Overlapping
+// runs are skipped.
+func EnsureReconcileSchedule(ctx context.Context, c client.Client, interval, grace time.Duration) error {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}}
+	action := &client.ScheduleWorkflowAction{
+		ID:        "reconcile",
+		Workflow:  jobs.ReconcileWorkflow,
+		Args:      []any{jobs.ReconcileInput{Grace: grace, Batch: 200}},
+		TaskQueue: jobs.TaskQueue,
+	}
+	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID: jobs.ReconcileSchedule, Spec: spec, Action: action,
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+	})
+	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		err = c.ScheduleClient().GetHandle(ctx, jobs.ReconcileSchedule).Update(ctx, client.ScheduleUpdateOptions{
+			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+				in.Description.Schedule.Spec = &spec
+				in.Description.Schedule.Action = action
+				return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
+			},
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("worker: reconcile schedule: %w", err)
+	}
 	return nil
 }

@@ -3,11 +3,14 @@ package workflows
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -24,7 +27,8 @@ func input() jobs.WorkflowInput {
 		PriceCents: 50, Currency: "usd", CheckoutExpiresAt: start.Add(time.Hour),
 		SuccessURL: "https://shop.example.com/ok", CancelURL: "https://shop.example.com/cancel",
 		Timeouts: jobs.Timeouts{Payment: 24 * time.Hour, DownloadTTL: 24 * time.Hour,
-			Processing: 30 * time.Minute, PollInterval: 30 * time.Second},
+			Processing: 30 * time.Minute, PollInterval: 30 * time.Second,
+			RetryWindow: 7 * 24 * time.Hour, RefundRetry: time.Hour},
 	}
 }
 
@@ -37,6 +41,10 @@ type harness struct {
 	checkout *jobs.Checkout
 	failed   *activities.FailJobInput
 	storeErr error // what StoreResult fails with, if anything
+	failedAt time.Time
+	refunds  []activities.RefundInput
+	// refundErrs are returned by the first refund attempts, in order.
+	refundErrs []error
 }
 
 func newHarness(t *testing.T) *harness {
@@ -52,11 +60,23 @@ func newHarness(t *testing.T) *harness {
 	h.env.OnActivity(a.MarkProcessing, mock.Anything, mock.Anything).Return(record[activities.MarkProcessingInput](h, jobs.StatusProcessing))
 	h.env.OnActivity(a.FailJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FailJobInput) error {
 		h.failed = &in
+		h.failedAt = h.env.Now()
 		h.statuses = append(h.statuses, jobs.StatusFailed)
 		return nil
 	})
 	h.env.OnActivity(a.CompleteJob, mock.Anything, mock.Anything).Return(record[activities.CompleteJobInput](h, jobs.StatusCompleted))
 	h.env.OnActivity(a.ExpireDownload, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(a.RefundPayment, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RefundInput) (activities.RefundResult, error) {
+			h.refunds = append(h.refunds, in)
+			if n := len(h.refunds); n <= len(h.refundErrs) && h.refundErrs[n-1] != nil {
+				return activities.RefundResult{}, h.refundErrs[n-1]
+			}
+			return activities.RefundResult{RefundID: "re_1", AmountCents: in.AmountCents, Status: "succeeded"}, nil
+		})
+	h.env.OnActivity(a.MarkRefundFailed, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(a.RecordLatePayment, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(a.MarkRetrying, mock.Anything, mock.Anything).Return(record[activities.MarkRetryingInput](h, jobs.StatusPending))
 	h.env.OnActivity(a.StoreResult, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.StoreResultInput) (activities.StoredResult, error) {
 			if h.storeErr != nil {
@@ -117,6 +137,17 @@ func (h *harness) run() jobs.State {
 	var st jobs.State
 	require.NoError(h.t, h.env.GetWorkflowResult(&st))
 	return st
+}
+
+// runCancelled runs a workflow that is cancelled at cancelAt.
+func (h *harness) runCancelled(cancelAt time.Duration) {
+	h.at(cancelAt, h.env.CancelWorkflow)
+	h.env.ExecuteWorkflow(ImageJob, input())
+	require.True(h.t, h.env.IsWorkflowCompleted())
+	err := h.env.GetWorkflowError()
+	require.Error(h.t, err)
+	var canceled *temporal.CanceledError
+	require.True(h.t, errors.As(err, &canceled), "want a cancelled workflow, got %v", err)
 }
 
 var (
@@ -272,6 +303,12 @@ func TestFailures(t *testing.T) {
 			}
 			require.Equal(t, want, h.statuses)
 			h.env.AssertActivityNumberOfCalls(t, "CompleteJob", 0)
+			// Refunded exactly once, in full, with the reason.
+			require.Equal(t, []activities.RefundInput{{JobID: input().JobID, PaymentIntentID: "pi_1",
+				AmountCents: 50, Reason: tt.reason}}, h.refunds)
+			require.Equal(t, jobs.PaymentRefunded, st.PaymentStatus)
+			// The job stayed open for the retry window, then ended.
+			require.False(t, h.env.Now().Before(start.Add(7*24*time.Hour)))
 		})
 	}
 }
@@ -282,9 +319,9 @@ func TestProcessingDeadlineBoundsTheWait(t *testing.T) {
 	h.stripe(time.Minute, paid("evt_1"))
 	st := h.run()
 	require.Equal(t, jobs.ReasonUpsamplerTimeout, st.FailureReason)
-	elapsed := h.env.Now().Sub(start.Add(time.Minute))
-	require.GreaterOrEqual(t, elapsed, 30*time.Minute)
-	require.Less(t, elapsed, 32*time.Minute)
+	failedAt := h.failedAt.Sub(start.Add(time.Minute))
+	require.GreaterOrEqual(t, failedAt, 30*time.Minute)
+	require.Less(t, failedAt, 32*time.Minute)
 }
 
 func TestCheckoutFailureFailsTheJobAndTheUpdate(t *testing.T) {
@@ -327,4 +364,135 @@ func TestQueryState(t *testing.T) {
 		require.Equal(t, "up_1", st.UpsamplerJobID)
 	})
 	h.run()
+}
+
+func TestRefusedRefundIsRetriedAndSurfaced(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "FAILED"})
+	refused := temporal.NewNonRetryableApplicationError("card declined the refund", activities.ErrTypeStripeRejected, nil)
+	h.refundErrs = []error{refused, refused}
+	h.stripe(time.Minute, paid("evt_1"))
+	st := h.run()
+	require.Equal(t, jobs.PaymentRefunded, st.PaymentStatus)
+	require.Len(t, h.refunds, 3, "refused twice, then refunded")
+	h.env.AssertActivityNumberOfCalls(t, "MarkRefundFailed", 2)
+}
+
+func TestConfirmedRefundEndsTheRetryWait(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "FAILED"})
+	h.refundErrs = []error{temporal.NewNonRetryableApplicationError("refused", activities.ErrTypeStripeRejected, nil)}
+	h.stripe(time.Minute, paid("evt_1"))
+	// Someone refunds it in the Stripe dashboard ten minutes later.
+	h.stripe(12*time.Minute, jobs.StripeEvent{EventID: "evt_r", Type: jobs.EventChargeRefunded, PaymentIntentID: "pi_1"})
+	var refundedAt time.Time
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "RefundPayment" {
+			refundedAt = h.env.Now()
+		}
+	})
+	h.run()
+	require.Len(t, h.refunds, 2)
+	require.Less(t, refundedAt.Sub(start), time.Hour, "retried when Stripe confirmed, not an hour later")
+}
+
+func TestAdminRetryDeliversAfterAFailure(t *testing.T) {
+	h := newHarness(t)
+	calls := 0
+	h.env.OnActivity(a.SubmitUpscale, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SubmitUpscaleInput) (activities.UpscaleStatus, error) {
+			calls++
+			require.Equal(t, calls-1, in.Attempt, "each attempt is numbered")
+			return activities.UpscaleStatus{UpsamplerJobID: "up_" + strconv.Itoa(calls), Status: "IN_QUEUE"}, nil
+		})
+	h.env.OnActivity(a.CheckUpscale, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CheckUpscaleInput) (activities.UpscaleStatus, error) {
+			if in.UpsamplerJobID == "up_1" {
+				return activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "FAILED", Error: "boom"}, nil
+			}
+			return activities.UpscaleStatus{UpsamplerJobID: in.UpsamplerJobID, Status: "SUCCESS", ResultURL: "https://cdn.upsampler.com/r.png"}, nil
+		})
+	h.stripe(time.Minute, paid("evt_1"))
+	// A retry while the job is still processing is ignored...
+	h.at(time.Minute+5*time.Second, func() { h.env.SignalWorkflow(jobs.SignalRetry, jobs.RetryRequest{}) })
+	// ...one in the retry window is taken.
+	h.at(48*time.Hour, func() {
+		h.env.SignalWorkflow(jobs.SignalRetry, jobs.RetryRequest{Reason: "customer asked", RequestedBy: "alice"})
+	})
+	st := h.run()
+	require.Equal(t, jobs.StatusCompleted, st.Status)
+	require.Equal(t, 1, st.Attempt)
+	require.Equal(t, []jobs.Status{jobs.StatusPending, jobs.StatusProcessing, jobs.StatusFailed,
+		jobs.StatusPending, jobs.StatusProcessing, jobs.StatusCompleted}, h.statuses)
+	require.Len(t, h.refunds, 1, "refunded once; the admin chose to deliver anyway")
+	require.Equal(t, jobs.PaymentRefunded, st.PaymentStatus)
+}
+
+func TestCancellation(t *testing.T) {
+	tests := []struct {
+		name     string
+		cancelAt time.Duration
+		paidAt   time.Duration // 0: never paid
+		statuses []jobs.Status
+		refunds  int
+		expired  int // ExpireCheckout calls
+		cleanup  int // ExpireDownload calls
+	}{
+		{"awaiting payment", time.Hour, 0, []jobs.Status{jobs.StatusAbandoned}, 0, 1, 0},
+		{"processing", time.Minute + 10*time.Second, time.Minute,
+			[]jobs.Status{jobs.StatusPending, jobs.StatusProcessing, jobs.StatusFailed}, 1, 0, 0},
+		{"completed", 2 * time.Hour, time.Minute,
+			[]jobs.Status{jobs.StatusPending, jobs.StatusProcessing, jobs.StatusCompleted}, 0, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.upsampler(queued, running, running, running, success)
+			h.env.OnActivity(a.ExpireCheckout, mock.Anything, mock.Anything).Return(activities.ExpireCheckoutResult{}, nil)
+			if tt.paidAt > 0 {
+				h.stripe(tt.paidAt, paid("evt_1"))
+			}
+			h.runCancelled(tt.cancelAt)
+			require.Equal(t, tt.statuses, h.statuses)
+			require.Len(t, h.refunds, tt.refunds)
+			if tt.refunds > 0 {
+				require.Equal(t, jobs.ReasonCancelled, h.refunds[0].Reason)
+				require.Equal(t, jobs.ReasonCancelled, h.failed.Reason)
+			}
+			h.env.AssertActivityNumberOfCalls(t, "ExpireCheckout", tt.expired)
+			h.env.AssertActivityNumberOfCalls(t, "ExpireDownload", tt.cleanup)
+		})
+	}
+}
+
+func TestLatePaymentAfterAbandonmentIsRefunded(t *testing.T) {
+	h := newHarness(t)
+	h.env.OnActivity(a.ExpireCheckout, mock.Anything, mock.Anything).Return(activities.ExpireCheckoutResult{}, nil)
+	h.stripe(time.Hour, jobs.StripeEvent{EventID: "evt_x", Type: jobs.EventCheckoutExpired})
+	late := paid("evt_late")
+	h.stripe(time.Hour, late) // delivered right behind the expiry, out of order
+	st := h.run()
+	require.Equal(t, jobs.StatusAbandoned, st.Status)
+	require.Equal(t, jobs.PaymentRefunded, st.PaymentStatus)
+	require.Equal(t, []activities.RefundInput{{JobID: input().JobID, PaymentIntentID: "pi_1", AmountCents: 50,
+		Reason: "late_payment"}}, h.refunds)
+	h.env.AssertActivityNumberOfCalls(t, "RecordLatePayment", 1)
+	h.env.AssertActivityNumberOfCalls(t, "SubmitUpscale", 0)
+}
+
+func TestLatePaymentRefundWorkflow(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.OnActivity(a.RecordLatePayment, mock.Anything, mock.Anything).Return(nil)
+	var refunds []activities.RefundInput
+	env.OnActivity(a.RefundPayment, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RefundInput) (activities.RefundResult, error) {
+			refunds = append(refunds, in)
+			return activities.RefundResult{RefundID: "re_1"}, nil
+		})
+	env.ExecuteWorkflow(LatePaymentRefund, jobs.LatePaymentInput{JobID: "j1", Payment: paid("evt_9"), RefundRetry: time.Hour})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []activities.RefundInput{{JobID: "j1", PaymentIntentID: "pi_1", AmountCents: 50, Reason: "late_payment"}}, refunds)
 }

@@ -51,6 +51,16 @@ func resultOptions(ctx workflow.Context, deadline time.Duration) workflow.Contex
 	})
 }
 
+// Refunds: retried with backoff for up to retryEvery; a refusal ends the
+// attempt at once, and the workflow tries again after retryEvery.
+func refundOptions(ctx workflow.Context, retryEvery time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute, // the client tries 3 times with a 30s timeout
+		ScheduleToCloseTimeout: retryEvery,
+		RetryPolicy:            backoff(time.Second, 5*time.Minute, activities.ErrTypeStripeRejected, activities.ErrTypeInvalidTransition),
+	})
+}
+
 // backoff retries with exponential backoff from first to at most ceiling,
 // until the activity's ScheduleToClose; the listed error types stop it.
 func backoff(first, ceiling time.Duration, nonRetryable ...string) *temporal.RetryPolicy {

@@ -46,6 +46,14 @@ type Config struct {
 	DownloadTTL           time.Duration `env:"DOWNLOAD_TTL" envDefault:"24h"`
 	ProcessingTimeout     time.Duration `env:"PROCESSING_TIMEOUT" envDefault:"30m"`
 	UpsamplerPollInterval time.Duration `env:"UPSAMPLER_POLL_INTERVAL" envDefault:"30s"`
+	// RetryWindow keeps a failed job open for an admin retry (the original's
+	// 7-day failed-job cleanup).
+	RetryWindow         time.Duration `env:"RETRY_WINDOW" envDefault:"168h"`
+	RefundRetryInterval time.Duration `env:"REFUND_RETRY_INTERVAL" envDefault:"1h"`
+	// The reconciliation sweep: how often it runs, and how long a job must
+	// have been unchanged before it is looked at.
+	ReconcileInterval time.Duration `env:"RECONCILE_INTERVAL" envDefault:"5m"`
+	ReconcileGrace    time.Duration `env:"RECONCILE_GRACE" envDefault:"10m"`
 
 	AdminToken string `env:"ADMIN_TOKEN"`
 }
@@ -131,6 +139,8 @@ func (c Config) Validate(role Role) error {
 			{"DOWNLOAD_TTL", c.DownloadTTL, time.Second},
 			{"PROCESSING_TIMEOUT", c.ProcessingTimeout, time.Second},
 			{"UPSAMPLER_POLL_INTERVAL", c.UpsamplerPollInterval, 100 * time.Millisecond},
+			{"RETRY_WINDOW", c.RetryWindow, time.Second},
+			{"REFUND_RETRY_INTERVAL", c.RefundRetryInterval, time.Second},
 		} {
 			if d.v < d.floor {
 				errs = append(errs, fmt.Errorf("%s must be at least %s, got %s", d.name, d.floor, d.v))
@@ -147,6 +157,12 @@ func (c Config) Validate(role Role) error {
 		need("DATA_DIR", c.DataDir)
 		if c.MaxResultBytes <= 0 {
 			errs = append(errs, errors.New("MAX_RESULT_BYTES must be positive"))
+		}
+		if c.ReconcileInterval < time.Second {
+			errs = append(errs, fmt.Errorf("RECONCILE_INTERVAL must be at least 1s, got %s", c.ReconcileInterval))
+		}
+		if c.ReconcileGrace < time.Second {
+			errs = append(errs, fmt.Errorf("RECONCILE_GRACE must be at least 1s, got %s", c.ReconcileGrace))
 		}
 	}
 	if len(errs) > 0 {

@@ -30,8 +30,10 @@ import (
 // Test durations: short enough to watch a whole life, long enough for a
 // slow machine to pay in time.
 const (
-	paymentTimeout = 8 * time.Second
-	downloadTTL    = 8 * time.Second
+	paymentTimeout    = 8 * time.Second
+	downloadTTL       = 8 * time.Second
+	processingTimeout = 15 * time.Second
+	retryWindow       = 10 * time.Second
 )
 
 var (
@@ -65,8 +67,12 @@ func run(m *testing.M) int {
 		Environ: map[string]string{
 			"PAYMENT_TIMEOUT":         paymentTimeout.String(),
 			"DOWNLOAD_TTL":            downloadTTL.String(),
-			"PROCESSING_TIMEOUT":      "60s",
+			"PROCESSING_TIMEOUT":      processingTimeout.String(),
 			"UPSAMPLER_POLL_INTERVAL": "1s",
+			"RETRY_WINDOW":            retryWindow.String(),
+			"REFUND_RETRY_INTERVAL":   "2s",
+			"RECONCILE_INTERVAL":      "2s",
+			"RECONCILE_GRACE":         "1s",
 		},
 		DataDir:        filepath.Join(dir, "data"),
 		Output:         logFile,

@@ -11,8 +11,22 @@ import (
 // TaskQueue is the one task queue that job workflows and their activities run on.
 const TaskQueue = "image-jobs"
 
-// WorkflowName is the registered name of the job workflow.
-const WorkflowName = "ImageJob"
+// Workflow names.
+const (
+	// WorkflowName is the job workflow.
+	WorkflowName = "ImageJob"
+	// LatePaymentWorkflow refunds a payment that arrived after its job's
+	// workflow had ended (a late checkout.session.completed).
+	LatePaymentWorkflow = "LatePaymentRefund"
+	// ReconcileWorkflow is the periodic sweep (run by ReconcileSchedule)
+	// that settles jobs whose workflow was terminated or timed out.
+	ReconcileWorkflow = "Reconcile"
+	// ReconcileSchedule is the Temporal Schedule that runs the sweep.
+	ReconcileSchedule = "hires-reconcile"
+)
+
+// LatePaymentWorkflowID is the ID of the late-payment refund of a job: one per job.
+func LatePaymentWorkflowID(jobID string) string { return "late-payment:" + jobID }
 
 const workflowIDPrefix = "job:"
 
@@ -36,7 +50,17 @@ const (
 	SignalUpsamplerCallback = "upsampler-callback"
 	// QueryState returns the workflow's State.
 	QueryState = "state"
+	// SignalRetry asks a failed job to try again and deliver (a RetryRequest).
+	// Admins send it from the Temporal Web UI while the job is in its retry window.
+	SignalRetry = "retry"
 )
+
+// RetryRequest is the admin's retry signal. In the Web UI its JSON input is
+// {"reason": "...", "requested_by": "..."} (both optional).
+type RetryRequest struct {
+	Reason      string `json:"reason,omitempty"`
+	RequestedBy string `json:"requested_by,omitempty"`
+}
 
 // Status is a job's lifecycle status.
 type Status string
@@ -81,6 +105,11 @@ const (
 	PaymentPaid    PaymentStatus = "paid"
 	PaymentFailed  PaymentStatus = "failed"  // an asynchronous payment method failed
 	PaymentExpired PaymentStatus = "expired" // the Checkout Session expired unpaid
+	// PaymentRefunded: the whole payment went back to the customer.
+	PaymentRefunded PaymentStatus = "refunded"
+	// PaymentRefundFailed: a refund is owed and Stripe refused it so far;
+	// the workflow keeps retrying. Admins filter on it.
+	PaymentRefundFailed PaymentStatus = "refund_failed"
 )
 
 // Failure reasons recorded on failed jobs (machine-readable, stable).
@@ -93,6 +122,11 @@ const (
 	ReasonResultFetchFailed  = "result_fetch_failed"
 	ReasonResultInvalid      = "result_invalid"
 	ReasonUpsamplerSubmitErr = "upsampler_submit_failed"
+	// ReasonTerminated: the workflow was terminated (or timed out) by an
+	// admin or the server; the reconciliation sweep records it.
+	ReasonTerminated = "terminated"
+	// ReasonCancelled: an admin cancelled the workflow.
+	ReasonCancelled = "cancelled"
 )
 
 // Resolution is an upscale factor offered for sale.
@@ -146,6 +180,10 @@ type Timeouts struct {
 	Processing time.Duration
 	// PollInterval is how often Upsampler's status is polled when no callback arrives.
 	PollInterval time.Duration
+	// RetryWindow is how long a failed job stays open for an admin retry.
+	RetryWindow time.Duration
+	// RefundRetry is how long a refused refund waits before it is tried again.
+	RefundRetry time.Duration
 }
 
 // Checkout is the result of UpdateCheckout.
@@ -173,7 +211,30 @@ const (
 	EventCheckoutAsyncSucceeded = "checkout.session.async_payment_succeeded"
 	EventCheckoutAsyncFailed    = "checkout.session.async_payment_failed"
 	EventCheckoutExpired        = "checkout.session.expired"
+	EventChargeRefunded         = "charge.refunded"
 )
+
+// LatePaymentInput starts a LatePaymentRefund workflow.
+type LatePaymentInput struct {
+	JobID       string
+	Payment     StripeEvent
+	RefundRetry time.Duration
+}
+
+// ReconcileInput configures one sweep.
+type ReconcileInput struct {
+	// Grace: jobs changed more recently than this are left alone, so that a
+	// workflow being started is not mistaken for a missing one.
+	Grace time.Duration
+	// Batch bounds how many jobs one sweep looks at.
+	Batch int
+}
+
+// ReconcileResult reports a sweep.
+type ReconcileResult struct {
+	Checked int
+	Settled []string // job IDs marked failed and/or refunded
+}
 
 // UpsamplerCallback is an (unauthenticated) Upsampler webhook delivery.
 type UpsamplerCallback struct {
@@ -186,7 +247,10 @@ type State struct {
 	JobID          string
 	Status         Status
 	PaymentStatus  PaymentStatus
+	Attempt        int
 	UpsamplerJobID string
 	FailureReason  string
 	DownloadExpiry time.Time
+	// RetryUntil is the end of a failed job's retry window.
+	RetryUntil time.Time
 }

@@ -19,6 +19,10 @@ var (
 	// ErrSessionNotOpen is wrapped by ExpireSession when Stripe refuses to
 	// expire a session that is already complete or expired.
 	ErrSessionNotOpen = errors.New("checkout session is not open")
+
+	// ErrAlreadyRefunded is wrapped by Refund when Stripe answers
+	// charge_already_refunded: the charge has nothing left to refund.
+	ErrAlreadyRefunded = errors.New("charge already refunded")
 )
 
 // APIError is an error answered by the Stripe API, reduced to fields that
@@ -106,14 +110,15 @@ func (c *Client) apiError(err error) error {
 
 // nonRetryable are this package's errors that no retry can fix.
 var nonRetryable = []error{
-	ErrInvalidInput, ErrSessionNotOpen,
+	ErrInvalidInput, ErrSessionNotOpen, ErrAlreadyRefunded,
 	ErrMissingSignature, ErrInvalidSignature, ErrSignatureTooOld, ErrMalformedEvent, ErrAPIVersionMismatch,
 }
 
 // Retryable tells a Temporal activity whether err is worth another attempt:
 // true for network errors, timeouts, 5xx, 429, lock_timeout and rate_limit;
 // false for other 4xx (invalid request, authentication, card errors,
-// idempotency_error), for validation errors and for cancellation.
+// idempotency_error, charge_already_refunded), for validation errors and for
+// cancellation.
 func Retryable(err error) bool {
 	if err == nil {
 		return false

@@ -295,3 +295,67 @@ func TestMockBadKeyIsNotRetryable(t *testing.T) {
 	assert.NotContains(t, err.Error(), key)
 	assert.Contains(t, err.Error(), "[REDACTED]")
 }
+
+func TestMockRefund(t *testing.T) {
+	c, rec := newMockClient(t, "sk_test_123")
+	p := RefundParams{JobID: "job_mock_4", PaymentIntentID: "pi_3MockRefund", Reason: "upscale_failed"}
+
+	// Twice, as a retried activity would: the key and params must not change.
+	for range 2 {
+		r, err := c.Refund(context.Background(), p)
+		require.NoError(t, err)
+		assert.True(t, strings.HasPrefix(r.ID, "re_"), r.ID)
+		assert.Equal(t, p.PaymentIntentID, r.PaymentIntentID, "stripe-mock reflects payment_intent")
+		assert.True(t, strings.HasPrefix(r.ChargeID, "ch_"), r.ChargeID)
+		assert.NotEmpty(t, r.Status) // the fixture's status and amount are hard-coded
+		assert.NotEmpty(t, r.Currency)
+		assert.False(t, r.Created.IsZero())
+	}
+
+	reqs := rec.all()
+	require.Len(t, reqs, 2)
+	for _, r := range reqs {
+		assert.Equal(t, http.MethodPost, r.Method)
+		assert.Equal(t, "/v1/refunds", r.Path)
+		assert.Equal(t, "refund:job_mock_4", r.Header.Get("Idempotency-Key"))
+		assert.Equal(t, stripe.APIVersion, r.Header.Get("Stripe-Version"))
+		assert.Empty(t, r.Query)
+		assert.Equal(t, url.Values{
+			"payment_intent":   {"pi_3MockRefund"},
+			"reason":           {"requested_by_customer"},
+			"metadata[job_id]": {"job_mock_4"},
+			"metadata[reason]": {"upscale_failed"},
+		}, r.Form)
+		assert.NotContains(t, r.Form, "amount", "a full refund")
+		assert.NotContains(t, r.Form, "charge")
+	}
+}
+
+func TestMockRefundValidationNeverReachesStripe(t *testing.T) {
+	c, rec := newMockClient(t, "sk_test_123")
+	for _, p := range []RefundParams{
+		{JobID: "", PaymentIntentID: "pi_1", Reason: "x"},
+		{JobID: "job_1", PaymentIntentID: "", Reason: "x"},
+		{JobID: "job_1", PaymentIntentID: "ch_1", Reason: "x"},
+		{JobID: "job_1", PaymentIntentID: "pi_", Reason: "x"},
+		{JobID: "job_1", PaymentIntentID: "pi_1", Reason: ""},
+	} {
+		_, err := c.Refund(context.Background(), p)
+		require.ErrorIs(t, err, ErrInvalidInput)
+		assert.False(t, Retryable(err))
+	}
+	assert.Empty(t, rec.all())
+}
+
+func TestMockRefundBadKeyIsNotRetryable(t *testing.T) {
+	const key = "sk_test_a_b" // rejected by stripe-mock, echoed in its 401 message
+	c, _ := newMockClient(t, key)
+	_, err := c.Refund(context.Background(), RefundParams{JobID: "job_1", PaymentIntentID: "pi_1", Reason: "x"})
+	require.Error(t, err)
+	var apiErr *APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusUnauthorized, apiErr.HTTPStatus)
+	assert.False(t, Retryable(err))
+	assert.NotErrorIs(t, err, ErrAlreadyRefunded)
+	assert.NotContains(t, err.Error(), key)
+}

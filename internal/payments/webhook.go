@@ -29,6 +29,10 @@ type Event struct {
 	APIVersion string
 	Created    time.Time
 	Session    *Session // set when data.object is a checkout.session
+	// Charge is set when data.object is a charge (charge.refunded, …).
+	Charge *Charge
+	// Refund is set when data.object is a refund (charge.refund.updated).
+	Refund *Refund
 }
 
 // ParseEvent verifies the Stripe-Signature header against the endpoint
@@ -54,13 +58,32 @@ func ParseEvent(payload []byte, sigHeader, secret string) (Event, error) {
 		APIVersion: e.APIVersion,
 		Created:    time.Unix(e.Created, 0).UTC(),
 	}
-	if e.Data != nil && e.Data.Object["object"] == "checkout.session" {
+	if e.Data == nil {
+		return out, nil
+	}
+	var decodeErr error
+	switch e.Data.Object["object"] {
+	case "checkout.session":
 		var cs stripe.CheckoutSession
-		if err := json.Unmarshal(e.Data.Raw, &cs); err != nil {
-			return Event{}, fmt.Errorf("payments: parse webhook %s: %w: %v", e.ID, ErrMalformedEvent, err)
+		if decodeErr = json.Unmarshal(e.Data.Raw, &cs); decodeErr == nil {
+			s := sessionFrom(&cs)
+			out.Session = &s
 		}
-		s := sessionFrom(&cs)
-		out.Session = &s
+	case "charge":
+		var ch stripe.Charge
+		if decodeErr = json.Unmarshal(e.Data.Raw, &ch); decodeErr == nil {
+			c := chargeFrom(&ch)
+			out.Charge = &c
+		}
+	case "refund":
+		var r stripe.Refund
+		if decodeErr = json.Unmarshal(e.Data.Raw, &r); decodeErr == nil {
+			rf := refundFrom(&r)
+			out.Refund = &rf
+		}
+	}
+	if decodeErr != nil {
+		return Event{}, fmt.Errorf("payments: parse webhook %s: %w: %v", e.ID, ErrMalformedEvent, decodeErr)
 	}
 	return out, nil
 }

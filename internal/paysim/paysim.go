@@ -63,6 +63,13 @@ func Send(ctx context.Context, o Options, eventID, eventType string, s payments.
 	if err != nil {
 		return Result{}, err
 	}
+	res, err := post(ctx, o, eventID, payload, now)
+	res.Session = s
+	return res, err
+}
+
+// post signs and delivers one event.
+func post(ctx context.Context, o Options, eventID string, payload []byte, now time.Time) (Result, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.APIURL+"/v1/webhooks/stripe", bytes.NewReader(payload))
 	if err != nil {
 		return Result{}, err
@@ -75,12 +82,36 @@ func Send(ctx context.Context, o Options, eventID, eventType string, s payments.
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return Result{EventID: eventID, Session: s, Status: resp.StatusCode, Body: string(body)}, nil
+	return Result{EventID: eventID, Status: resp.StatusCode, Body: string(body)}, nil
+}
+
+// ConfirmRefund sends charge.refunded for the job's payment, as Stripe does
+// once a refund went through.
+func ConfirmRefund(ctx context.Context, o Options, jobID string) (Result, error) {
+	j, err := job(ctx, o, jobID)
+	if err != nil {
+		return Result{}, err
+	}
+	if j.PaymentIntentID == nil || j.AmountPaidCents == nil {
+		return Result{}, fmt.Errorf("paysim: job %s has no payment", jobID)
+	}
+	ch := payments.Charge{ID: payments.NewChargeID(), PaymentIntentID: *j.PaymentIntentID,
+		AmountCents: *j.AmountPaidCents, AmountRefundedCents: *j.AmountPaidCents, Currency: j.Price.Currency,
+		Refunded: true, JobID: j.ID}
+	eventID := payments.NewEventID()
+	now := time.Now()
+	payload, err := payments.ChargeRefundedEventPayload(eventID, ch, now)
+	if err != nil {
+		return Result{}, err
+	}
+	return post(ctx, o, eventID, payload, now)
 }
 
 // adminJob is the part of the admin view the simulator needs.
 type adminJob struct {
 	ID                string  `json:"id"`
+	PaymentIntentID   *string `json:"payment_intent_id"`
+	AmountPaidCents   *int64  `json:"amount_paid_cents"`
 	CheckoutSessionID *string `json:"checkout_session_id"`
 	Email             *string `json:"email"`
 	Price             struct {
@@ -89,24 +120,33 @@ type adminJob struct {
 	} `json:"price"`
 }
 
-// session rebuilds the job's Checkout Session as Stripe would report it.
-func session(ctx context.Context, o Options, jobID string) (payments.Session, error) {
+// job reads the job through the admin API.
+func job(ctx context.Context, o Options, jobID string) (adminJob, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.APIURL+"/v1/admin/jobs/"+jobID, nil)
 	if err != nil {
-		return payments.Session{}, err
+		return adminJob{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+o.AdminToken)
 	resp, err := client(o).Do(req)
 	if err != nil {
-		return payments.Session{}, fmt.Errorf("paysim: read job: %w", err)
+		return adminJob{}, fmt.Errorf("paysim: read job: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return payments.Session{}, fmt.Errorf("paysim: read job %s: HTTP %d", jobID, resp.StatusCode)
+		return adminJob{}, fmt.Errorf("paysim: read job %s: HTTP %d", jobID, resp.StatusCode)
 	}
 	var j adminJob
 	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil {
-		return payments.Session{}, fmt.Errorf("paysim: read job: %w", err)
+		return adminJob{}, fmt.Errorf("paysim: read job: %w", err)
+	}
+	return j, nil
+}
+
+// session rebuilds the job's Checkout Session as Stripe would report it.
+func session(ctx context.Context, o Options, jobID string) (payments.Session, error) {
+	j, err := job(ctx, o, jobID)
+	if err != nil {
+		return payments.Session{}, err
 	}
 	if j.CheckoutSessionID == nil {
 		return payments.Session{}, fmt.Errorf("paysim: job %s has no Checkout Session yet", jobID)

@@ -63,6 +63,11 @@ type Job struct {
 	DownloadToken         *string            `db:"download_token"`
 	DownloadExpiresAt     *time.Time         `db:"download_expires_at"`
 	DownloadExpiredAt     *time.Time         `db:"download_expired_at"`
+	RefundStatus          *string            `db:"refund_status"`
+	RefundConfirmedAt     *time.Time         `db:"refund_confirmed_at"`
+	RefundError           *string            `db:"refund_error"`
+	Attempt               int                `db:"attempt"`
+	UpsamplerAttempt      *int               `db:"upsampler_attempt"`
 	CreatedAt             time.Time          `db:"created_at"`
 	UpdatedAt             time.Time          `db:"updated_at"`
 }

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"hires/internal/jobs"
+)
+
+// current is the part of a job row that decides whether a change applies.
+type current struct {
+	Status        jobs.Status
+	PaymentStatus jobs.PaymentStatus
+	Confirmed     bool // refund_confirmed_at is set
+}
+
+// annotate changes a job without changing its status: it locks the row, asks
+// decide whether to apply update (whose $1 is the job ID, args from $2) and,
+// if so, appends a trail row with cause. decide returning false is a no-op.
+func (s *Store) annotate(ctx context.Context, id, cause, detail string, decide func(current) (bool, error),
+	update string, args ...any) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var c current
+		err := tx.QueryRow(ctx, `SELECT status, payment_status, refund_confirmed_at IS NOT NULL
+			FROM jobs WHERE id = $1 FOR UPDATE`, id).Scan(&c.Status, &c.PaymentStatus, &c.Confirmed)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		apply, err := decide(c)
+		if err != nil || !apply {
+			return err
+		}
+		if _, err := tx.Exec(ctx, update+`, updated_at = now() WHERE id = $1`, append([]any{id}, args...)...); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, id, string(c.Status), c.Status, cause, detail)
+	})
+	if err != nil {
+		return fmt.Errorf("store: %s on job %s: %w", cause, id, err)
+	}
+	return nil
+}
+
+// Refund is a refund Stripe accepted.
+type Refund struct {
+	JobID       string
+	RefundID    string // empty when Stripe only said the charge was already refunded
+	AmountCents int64
+	Status      string // Stripe's refund status: succeeded, pending, ...
+}
+
+// MarkRefunded records a refund of the job's payment. Recording it again is a no-op.
+func (s *Store) MarkRefunded(ctx context.Context, r Refund) error {
+	cause := "refund"
+	if r.RefundID != "" {
+		cause = "refund:" + r.RefundID
+	}
+	return s.annotate(ctx, r.JobID, cause, "", func(c current) (bool, error) {
+		switch c.PaymentStatus {
+		case jobs.PaymentRefunded:
+			return false, nil
+		case jobs.PaymentPaid, jobs.PaymentRefundFailed:
+			return true, nil
+		}
+		return false, fmt.Errorf("%w: refund of a job whose payment is %s", ErrInvalidTransition, c.PaymentStatus)
+	}, `UPDATE jobs SET payment_status = 'refunded', refund_id = NULLIF($2, ''), refund_amount_cents = $3,
+		refund_status = NULLIF($4, ''), refunded_at = now(), refund_error = NULL`,
+		r.RefundID, r.AmountCents, r.Status)
+}
+
+// MarkRefundFailed records that Stripe refused a refund that is owed; the
+// trail gets a row the first time.
+func (s *Store) MarkRefundFailed(ctx context.Context, id, detail string) error {
+	first := false
+	err := s.annotate(ctx, id, "refund_failed", detail, func(c current) (bool, error) {
+		switch c.PaymentStatus {
+		case jobs.PaymentPaid:
+			first = true
+			return true, nil
+		case jobs.PaymentRefundFailed:
+			return false, nil
+		}
+		return false, fmt.Errorf("%w: refund failure on a job whose payment is %s", ErrInvalidTransition, c.PaymentStatus)
+	}, `UPDATE jobs SET payment_status = 'refund_failed', refund_error = $2`, detail)
+	if err == nil && !first {
+		// Keep the latest refusal without another trail row.
+		_, err = s.pool.Exec(ctx, `UPDATE jobs SET refund_error = $2 WHERE id = $1 AND payment_status = 'refund_failed'`, id, detail)
+	}
+	return err
+}
+
+// RefundConfirmation is Stripe's charge.refunded event about a payment.
+type RefundConfirmation struct {
+	EventID             string
+	PaymentIntentID     string
+	RefundID            string // the charge's latest refund, if the event lists it
+	AmountRefundedCents int64
+}
+
+// ConfirmRefund records Stripe's confirmation that the payment was refunded,
+// also for refunds made outside the service (the Stripe dashboard). It
+// returns the job, or ErrNotFound when no job has that payment intent.
+func (s *Store) ConfirmRefund(ctx context.Context, c RefundConfirmation) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT id FROM jobs WHERE payment_intent_id = $1`, c.PaymentIntentID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("store: confirm refund of %s: %w", c.PaymentIntentID, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: confirm refund: %w", err)
+	}
+	return id, s.annotate(ctx, id, c.EventID, "charge.refunded", func(cur current) (bool, error) {
+		return !cur.Confirmed, nil
+	}, `UPDATE jobs SET refund_confirmed_at = now(), payment_status = 'refunded',
+		refund_id = COALESCE(refund_id, NULLIF($2, '')), refund_amount_cents = COALESCE(refund_amount_cents, $3),
+		refunded_at = COALESCE(refunded_at, now()), refund_error = NULL`,
+		c.RefundID, c.AmountRefundedCents)
+}
+
+// RecordLatePayment records a payment that arrived after the job was
+// abandoned; the job stays abandoned and the payment is refunded.
+func (s *Store) RecordLatePayment(ctx context.Context, p Payment) error {
+	return s.annotate(ctx, p.JobID, "late_payment:"+p.Cause, "", func(c current) (bool, error) {
+		switch c.PaymentStatus {
+		case jobs.PaymentPaid, jobs.PaymentRefunded, jobs.PaymentRefundFailed:
+			return false, nil // already recorded
+		}
+		return true, nil
+	}, `UPDATE jobs SET payment_status = 'paid', paid_at = now(), payment_intent_id = $2,
+		amount_paid_cents = $3, paid_currency = $4, customer_email = COALESCE(NULLIF($5, ''), customer_email)`,
+		p.PaymentIntentID, p.AmountCents, p.Currency, p.CustomerEmail)
+}
+
+// MarkRetrying puts a failed job back to pending for another attempt,
+// clearing the failure from the row (the trail keeps it).
+func (s *Store) MarkRetrying(ctx context.Context, id string, attempt int, cause string) error {
+	_, err := s.transition(ctx, id, []jobs.Status{jobs.StatusFailed}, jobs.StatusPending, cause, "",
+		`attempt = $4, failed_at = NULL, failure_reason = NULL, failure_detail = NULL,
+		 upsampler_job_id = NULL, upsampler_attempt = NULL`, attempt)
+	return err
+}
+
+// RecordSubmission remembers the Upsampler job of an attempt as soon as
+// Upsampler accepts it, so that a retried submission finds it.
+func (s *Store) RecordSubmission(ctx context.Context, id string, attempt int, upsamplerJobID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE jobs SET upsampler_job_id = $3, upsampler_attempt = $2, updated_at = now()
+		WHERE id = $1 AND attempt = $2`, id, attempt, upsamplerJobID)
+	if err != nil {
+		return fmt.Errorf("store: record submission of %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListOwed returns jobs, last changed before cutoff, that still owe the
+// customer something: not finished, or paid and not refunded after failing
+// or being abandoned.
+// The reconciliation sweep checks each one's workflow.
+func (s *Store) ListOwed(ctx context.Context, cutoff time.Time, limit int) ([]Job, error) {
+	rows, err := s.pool.Query(ctx, `SELECT * FROM jobs
+		WHERE (status IN ('awaiting_payment', 'pending', 'processing')
+		       OR status IN ('failed', 'abandoned') AND payment_status IN ('paid', 'refund_failed'))
+		  AND updated_at < $1
+		ORDER BY updated_at LIMIT $2`, cutoff, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list owed: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByName[Job])
+}

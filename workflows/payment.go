@@ -1,0 +1,131 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"hires/activities"
+	"hires/internal/jobs"
+)
+
+func (w *job) createCheckout(ctx workflow.Context) error {
+	in := w.in
+	var c jobs.Checkout
+	err := workflow.ExecuteActivity(stripeOptions(ctx, min(in.Timeouts.Payment, 10*time.Minute)),
+		a.CreateCheckout, activities.CreateCheckoutInput{
+			JobID:         in.JobID,
+			AmountCents:   in.PriceCents,
+			Currency:      in.Currency,
+			Resolution:    in.Resolution,
+			ImageWidth:    in.ImageWidth,
+			ImageHeight:   in.ImageHeight,
+			CustomerEmail: in.Email,
+			SuccessURL:    in.SuccessURL,
+			CancelURL:     in.CancelURL,
+			ExpiresAt:     in.CheckoutExpiresAt,
+		}).Get(ctx, &c)
+	if err != nil {
+		w.checkoutErr = temporal.NewApplicationError("checkout could not be created", jobs.ReasonCheckoutFailed)
+		return err
+	}
+	w.checkout = &c
+	return nil
+}
+
+// awaitPayment waits for the payment or the end of the payment window.
+// It reports whether the job was paid; an unpaid job ends abandoned.
+func (w *job) awaitPayment(ctx workflow.Context) (bool, error) {
+	decided, err := workflow.AwaitWithOptions(ctx,
+		workflow.AwaitOptions{Timeout: w.in.Timeouts.Payment, TimerOptions: workflow.TimerOptions{Summary: "payment window"}},
+		func() bool { return w.paid != nil || w.closedByEvent != nil })
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case w.paid != nil:
+		return true, w.recordPayment(ctx, w.paid.EventID, *w.paid)
+	case decided:
+		ps := jobs.PaymentExpired
+		if w.closedByEvent.Type == jobs.EventCheckoutAsyncFailed {
+			ps = jobs.PaymentFailed
+		}
+		return false, w.abandon(ctx, w.closedByEvent.EventID, ps)
+	}
+	paid, err := w.expireCheckout(ctx)
+	if err != nil || paid {
+		return paid, err
+	}
+	return false, w.abandon(ctx, "payment_timeout", jobs.PaymentExpired)
+}
+
+// expireCheckout closes the session at Stripe when the window closes with
+// no news, unless Stripe says the customer did pay: then the job goes on.
+func (w *job) expireCheckout(ctx workflow.Context) (bool, error) {
+	var res activities.ExpireCheckoutResult
+	err := workflow.ExecuteActivity(stripeOptions(ctx, time.Hour), a.ExpireCheckout,
+		activities.ExpireCheckoutInput{JobID: w.in.JobID, SessionID: w.checkout.SessionID}).Get(ctx, &res)
+	if err != nil {
+		if temporal.IsCanceledError(err) {
+			return false, err
+		}
+		workflow.GetLogger(ctx).Error("Expiring the Checkout Session failed", "error", err)
+	}
+	switch {
+	case w.paid != nil: // a payment signal raced the expiry
+		return true, w.recordPayment(ctx, w.paid.EventID, *w.paid)
+	case res.Paid:
+		w.paid = &res.Payment
+		return true, w.recordPayment(ctx, "stripe:"+res.Payment.SessionID, res.Payment)
+	}
+	return false, nil
+}
+
+func (w *job) recordPayment(ctx workflow.Context, cause string, p jobs.StripeEvent) error {
+	err := workflow.ExecuteActivity(dbOptions(ctx), a.RecordPayment,
+		activities.RecordPaymentInput{JobID: w.in.JobID, Cause: cause, Payment: p}).Get(ctx, nil)
+	if err != nil {
+		return err
+	}
+	w.state.PaymentStatus = jobs.PaymentPaid
+	attrs := []temporal.SearchAttributeUpdate{jobs.AttrPaymentStatus.ValueSet(string(jobs.PaymentPaid))}
+	if p.CustomerEmail != "" {
+		attrs = append(attrs, jobs.AttrCustomerEmail.ValueSet(p.CustomerEmail))
+	}
+	return w.setStatus(ctx, jobs.StatusPending, attrs...)
+}
+
+func (w *job) abandon(ctx workflow.Context, cause string, ps jobs.PaymentStatus) error {
+	err := workflow.ExecuteActivity(dbOptions(ctx), a.RecordAbandoned,
+		activities.RecordAbandonedInput{JobID: w.in.JobID, Cause: cause, PaymentStatus: ps}).Get(ctx, nil)
+	if err != nil {
+		return err
+	}
+	w.state.PaymentStatus = ps
+	return w.setStatus(ctx, jobs.StatusAbandoned, jobs.AttrPaymentStatus.ValueSet(string(ps)))
+}
+
+// settleLatePayment refunds a payment that arrived once the job was
+// abandoned (the session completed just before it was expired, or its
+// event came late). A payment arriving after the workflow has ended is
+// refunded by LatePaymentRefund instead, started by the webhook.
+func (w *job) settleLatePayment(ctx workflow.Context) error {
+	late := w.latePaid
+	if late == nil {
+		late = w.paid // arrived while the abandonment was being recorded
+	}
+	if late == nil {
+		return nil
+	}
+	err := workflow.ExecuteActivity(dbOptions(ctx), a.RecordLatePayment,
+		activities.RecordPaymentInput{JobID: w.in.JobID, Cause: late.EventID, Payment: *late}).Get(ctx, nil)
+	if err != nil {
+		return err
+	}
+	w.paid = late
+	if err := w.setPaymentStatus(ctx, jobs.PaymentPaid); err != nil {
+		return err
+	}
+	return w.refund(ctx, "late_payment")
+}

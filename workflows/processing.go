@@ -1,0 +1,139 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"hires/activities"
+	"hires/internal/jobs"
+	"hires/internal/upsampler"
+)
+
+// process upscales the paid image and delivers it. A business failure
+// comes back as its reason and cause; an error with no reason means the
+// workflow itself cannot go on (cancelled, or the record refused a change).
+func (w *job) process(ctx workflow.Context) (reason string, err error) {
+	st, reason, err := w.upscale(ctx)
+	if err != nil {
+		return w.classify(ctx, reason, err)
+	}
+	res, reason, err := w.storeResult(ctx, st)
+	if err != nil {
+		return w.classify(ctx, reason, err)
+	}
+	expires := workflow.Now(ctx).Add(w.in.Timeouts.DownloadTTL)
+	err = workflow.ExecuteActivity(dbOptions(ctx), a.CompleteJob, activities.CompleteJobInput{
+		JobID: w.in.JobID, UpsamplerJobID: st.UpsamplerJobID, CreditCost: st.CreditCost,
+		Result: res, ExpiresAt: expires,
+	}).Get(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	w.state.DownloadExpiry = expires
+	return "", w.setStatus(ctx, jobs.StatusCompleted)
+}
+
+// classify keeps cancellation a workflow-level error, not a job failure.
+func (w *job) classify(ctx workflow.Context, reason string, err error) (string, error) {
+	if ctx.Err() != nil || temporal.IsCanceledError(err) || reason == "" {
+		return "", err
+	}
+	return reason, err
+}
+
+// upscale submits the image and waits for Upsampler's verdict, woken by a
+// callback or by the poll interval, within the processing deadline. On
+// failure it returns the failure reason with the error.
+func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, error) {
+	t := w.in.Timeouts
+	deadline := workflow.Now(ctx).Add(t.Processing)
+	remaining := func() time.Duration { return deadline.Sub(workflow.Now(ctx)) }
+
+	var st activities.UpscaleStatus
+	err := workflow.ExecuteActivity(upsamplerOptions(ctx, t.Processing), a.SubmitUpscale,
+		activities.SubmitUpscaleInput{JobID: w.in.JobID, ImageURL: w.in.ImageURL,
+			Factor: w.in.Resolution.Factor(), Attempt: w.state.Attempt}).Get(ctx, &st)
+	if err != nil {
+		if isType(err, activities.ErrTypeUpsamplerRejected) {
+			return st, jobs.ReasonUpsamplerRejected, err
+		}
+		return st, jobs.ReasonUpsamplerSubmitErr, err
+	}
+	w.state.UpsamplerJobID = st.UpsamplerJobID
+	err = workflow.ExecuteActivity(dbOptions(ctx), a.MarkProcessing,
+		activities.MarkProcessingInput{JobID: w.in.JobID, UpsamplerJobID: st.UpsamplerJobID}).Get(ctx, nil)
+	if err == nil {
+		err = w.setStatus(ctx, jobs.StatusProcessing)
+	}
+	if err != nil {
+		return st, "", err
+	}
+
+	seen := w.hints
+	for st.Status != upsampler.StatusSuccess && st.Status != upsampler.StatusFailed {
+		left := remaining()
+		if left <= 0 {
+			return st, jobs.ReasonUpsamplerTimeout, fmt.Errorf("no result from Upsampler within %s", t.Processing)
+		}
+		if _, err := workflow.AwaitWithOptions(ctx,
+			workflow.AwaitOptions{Timeout: min(t.PollInterval, left), TimerOptions: workflow.TimerOptions{Summary: "poll Upsampler"}},
+			func() bool { return w.hints != seen }); err != nil {
+			return st, "", err
+		}
+		seen = w.hints
+		if remaining() <= 0 {
+			continue
+		}
+		var next activities.UpscaleStatus
+		err := workflow.ExecuteActivity(upsamplerOptions(ctx, min(max(t.PollInterval, time.Minute), remaining())),
+			a.CheckUpscale, activities.CheckUpscaleInput{UpsamplerJobID: st.UpsamplerJobID}).Get(ctx, &next)
+		switch {
+		case temporal.IsCanceledError(err):
+			return st, "", err
+		case isType(err, activities.ErrTypeUpsamplerUnknown):
+			return st, jobs.ReasonUpsamplerFailed, err
+		case err != nil: // transient trouble past its retries: try again at the next poll
+			workflow.GetLogger(ctx).Warn("Upsampler status check failed", "error", err)
+		default:
+			st = next
+		}
+	}
+	if st.Status == upsampler.StatusFailed {
+		return st, jobs.ReasonUpsamplerFailed, errors.New("Upsampler failed: " + st.Error)
+	}
+	if st.ResultURL == "" {
+		return st, jobs.ReasonUpsamplerNoOutput, errors.New("Upsampler reported success without an output URL")
+	}
+	return st, "", nil
+}
+
+// storeResult keeps Upsampler's output before its URL expires.
+func (w *job) storeResult(ctx workflow.Context, st activities.UpscaleStatus) (activities.StoredResult, string, error) {
+	f := w.in.Resolution.Factor()
+	var res activities.StoredResult
+	err := workflow.ExecuteActivity(resultOptions(ctx, w.in.Timeouts.Processing), a.StoreResult,
+		activities.StoreResultInput{
+			JobID: w.in.JobID, ResultURL: st.ResultURL,
+			ExpectedWidth: w.in.ImageWidth * f, ExpectedHeight: w.in.ImageHeight * f,
+		}).Get(ctx, &res)
+	if err != nil {
+		if isType(err, activities.ErrTypeResultInvalid) {
+			return res, jobs.ReasonResultInvalid, err
+		}
+		return res, jobs.ReasonResultFetchFailed, err
+	}
+	return res, "", nil
+}
+
+// expireDownload sleeps until the link expires, then deletes the file.
+func (w *job) expireDownload(ctx workflow.Context) error {
+	if err := workflow.Sleep(ctx, w.state.DownloadExpiry.Sub(workflow.Now(ctx))); err != nil {
+		return err
+	}
+	return workflow.ExecuteActivity(dbOptions(ctx), a.ExpireDownload,
+		activities.ExpireDownloadInput{JobID: w.in.JobID}).Get(ctx, nil)
+}

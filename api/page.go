@@ -27,6 +27,7 @@ type pageData struct {
 	Detail   string
 	Refresh  bool
 	Price    string
+	Refunded string
 	Expires  string
 }
 
@@ -54,6 +55,9 @@ func (s *Server) jobPage(c echo.Context) error {
 	v := s.customerView(job)
 	d := pageData{View: v, Headline: headlines[v.Status][0], Detail: headlines[v.Status][1],
 		Refresh: !v.Status.Final(), Price: formatCents(v.Price.AmountCents, v.Price.Currency)}
+	if v.Refund != nil {
+		d.Refunded = formatCents(v.Refund.AmountCents, v.Refund.Currency)
+	}
 	if v.Download != nil {
 		d.Expires = v.Download.ExpiresAt.Format("Mon 2 Jan 2006 15:04 MST")
 	}

@@ -37,6 +37,8 @@ const (
 )
 
 var (
+	hiresBin string
+	worker   *workerProcess
 	stack    *localstack.Stack
 	stripe   *stripetest.Recorder
 	temporal client.Client
@@ -54,7 +56,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	logPath = filepath.Join(dir, "stack.log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		panic(err)
 	}
@@ -75,6 +77,7 @@ func run(m *testing.M) int {
 			"RECONCILE_GRACE":         "1s",
 		},
 		DataDir:        filepath.Join(dir, "data"),
+		NoWorker:       true, // the worker runs as its own process, so tests can kill it
 		Output:         logFile,
 		Logger:         newLogger(logFile),
 		UpsamplerDelay: 300 * time.Millisecond,
@@ -91,6 +94,17 @@ func run(m *testing.M) int {
 	}
 	defer stack.Stop()
 	defer stripe.Close()
+	if hiresBin, err = buildHires(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	w, err := startWorker(logFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer func() { worker.stop() }()
+	worker = w
 	fmt.Fprintf(os.Stderr, "e2e: stack up in %s\n", time.Since(start).Round(time.Millisecond))
 	temporal, err = temporalclient.Dial(stack.TemporalAddress, "default", newLogger(logFile))
 	if err != nil {
@@ -103,6 +117,15 @@ func run(m *testing.M) int {
 		dumpLog()
 	}
 	return code
+}
+
+// logFile opens the stack log for another writer (a restarted worker).
+func logFile() io.Writer {
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return io.Discard
+	}
+	return f
 }
 
 func dumpLog() {

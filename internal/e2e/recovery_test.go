@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -83,6 +84,7 @@ func TestPostPaymentFailuresAreRefundedOnce(t *testing.T) {
 			require.Equal(t, http.StatusOK, call(t, "GET", "/v1/jobs/"+created.ID, created.AccessToken, nil, nil, &view))
 			require.NotNil(t, view.Refund)
 			require.Equal(t, *j.RefundAmountCents, view.Refund.AmountCents)
+			require.Contains(t, getPage(t, "/jobs/"+created.ID+"?token="+url.QueryEscape(created.AccessToken)), "was refunded on")
 
 			// Stripe confirms it with charge.refunded, twice: recorded once.
 			for i := 0; i < 2; i++ {

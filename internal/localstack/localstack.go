@@ -64,6 +64,8 @@ type Options struct {
 	WrapStripe func(stripeMockURL string) string
 	// UpsamplerDelay is how long the stand-in takes per job (default 2s).
 	UpsamplerDelay time.Duration
+	// NoWorker leaves the worker out, for callers that run it as a process.
+	NoWorker bool
 }
 
 // Stack is a running local deployment.
@@ -221,11 +223,20 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
-	s.stops = append(s.stops, func() { cancel(); <-done; <-done })
-	go func() {
-		s.errc <- worker.Run(runCtx, workerCfg, o.Logger.With("process", "worker"))
-		done <- struct{}{}
-	}()
+	running := 1
+	s.stops = append(s.stops, func() {
+		cancel()
+		for i := 0; i < running; i++ {
+			<-done
+		}
+	})
+	if !o.NoWorker {
+		running++
+		go func() {
+			s.errc <- worker.Run(runCtx, workerCfg, o.Logger.With("process", "worker"))
+			done <- struct{}{}
+		}()
+	}
 	go func() {
 		s.errc <- api.Run(runCtx, apiCfg, o.Logger.With("process", "api"))
 		done <- struct{}{}

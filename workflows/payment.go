@@ -127,5 +127,5 @@ func (w *job) settleLatePayment(ctx workflow.Context) error {
 	if err := w.setPaymentStatus(ctx, jobs.PaymentPaid); err != nil {
 		return err
 	}
-	return w.refund(ctx, "late_payment")
+	return w.refund(ctx, jobs.ReasonLatePayment)
 }

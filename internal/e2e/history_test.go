@@ -22,11 +22,17 @@ import (
 //	HIRES_RECORD_HISTORIES=$PWD/workflows/testdata make test
 func recordHistory(t *testing.T, jobID, name string) {
 	t.Helper()
+	recordWorkflowHistory(t, jobs.WorkflowID(jobID), name)
+}
+
+// recordWorkflowHistory saves the history of any workflow.
+func recordWorkflowHistory(t *testing.T, workflowID, name string) {
+	t.Helper()
 	dir := os.Getenv("HIRES_RECORD_HISTORIES")
 	if dir == "" {
 		return
 	}
-	it := temporal.GetWorkflowHistory(context.Background(), jobs.WorkflowID(jobID), "", false,
+	it := temporal.GetWorkflowHistory(context.Background(), workflowID, "", false,
 		enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var h historypb.History
 	for it.HasNext() {

@@ -8,11 +8,13 @@ import (
 	"image"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"hires/api"
 	"hires/internal/jobs"
@@ -151,6 +153,27 @@ func TestTerminatedJobIsSettledByTheSweep(t *testing.T) {
 	require.Equal(t, jobs.ReasonTerminated, *j.FailureReason)
 	time.Sleep(5 * time.Second) // more sweeps run: nothing more happens
 	require.Equal(t, 1, refundsOf(created.ID))
+	if id := sweepThatSettled(t, created.ID); id != "" {
+		recordWorkflowHistory(t, id, "reconcile_settled_terminated")
+	}
+}
+
+// sweepThatSettled finds the Reconcile run that settled job id.
+func sweepThatSettled(t *testing.T, id string) string {
+	t.Helper()
+	resp, err := temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("WorkflowType = %q AND ExecutionStatus = 'Completed'", jobs.ReconcileWorkflow),
+	})
+	require.NoError(t, err)
+	for _, e := range resp.Executions {
+		var res jobs.ReconcileResult
+		run := temporal.GetWorkflow(context.Background(), e.Execution.WorkflowId, e.Execution.RunId)
+		if run.Get(context.Background(), &res) == nil && slices.Contains(res.Settled, id) {
+			return e.Execution.WorkflowId
+		}
+	}
+	t.Fatalf("no completed sweep settled job %s", id)
+	return ""
 }
 
 // Cancel is the graceful way: the workflow refunds and ends cancelled.
@@ -239,6 +262,7 @@ func TestLatePaymentIsRefunded(t *testing.T) {
 	require.Equal(t, pay.Session.PaymentIntentID, *j.PaymentIntentID)
 	time.Sleep(3 * time.Second) // sweeps run meanwhile
 	require.Equal(t, 1, refundsOf(created.ID))
+	recordWorkflowHistory(t, jobs.LatePaymentWorkflowID(created.ID), "late_payment_refund")
 }
 
 // requireClosedEventually waits for the job's workflow to end normally.

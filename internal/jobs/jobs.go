@@ -127,6 +127,9 @@ const (
 	ReasonTerminated = "terminated"
 	// ReasonCancelled: an admin cancelled the workflow.
 	ReasonCancelled = "cancelled"
+	// ReasonLatePayment is the refund reason of a payment that arrived
+	// after its job was abandoned.
+	ReasonLatePayment = "late_payment"
 )
 
 // Resolution is an upscale factor offered for sale.

@@ -62,9 +62,11 @@ func (s *Store) MarkRefunded(ctx context.Context, r Refund) error {
 	if r.RefundID != "" {
 		cause = "refund:" + r.RefundID
 	}
-	return s.annotate(ctx, r.JobID, cause, "", func(c current) (bool, error) {
+	already := false
+	err := s.annotate(ctx, r.JobID, cause, "", func(c current) (bool, error) {
 		switch c.PaymentStatus {
 		case jobs.PaymentRefunded:
+			already = true
 			return false, nil
 		case jobs.PaymentPaid, jobs.PaymentRefundFailed:
 			return true, nil
@@ -73,6 +75,13 @@ func (s *Store) MarkRefunded(ctx context.Context, r Refund) error {
 	}, `UPDATE jobs SET payment_status = 'refunded', refund_id = NULLIF($2, ''), refund_amount_cents = $3,
 		refund_status = NULLIF($4, ''), refunded_at = now(), refund_error = NULL`,
 		r.RefundID, r.AmountCents, r.Status)
+	if err == nil && already {
+		// Stripe's charge.refunded may have been recorded first, without
+		// the refund's ID: complete what it could not know.
+		_, err = s.pool.Exec(ctx, `UPDATE jobs SET refund_id = COALESCE(refund_id, NULLIF($2, '')),
+			refund_status = COALESCE(refund_status, NULLIF($3, '')) WHERE id = $1`, r.JobID, r.RefundID, r.Status)
+	}
+	return err
 }
 
 // MarkRefundFailed records that Stripe refused a refund that is owed; the
@@ -86,10 +95,13 @@ func (s *Store) MarkRefundFailed(ctx context.Context, id, detail string) error {
 			return true, nil
 		case jobs.PaymentRefundFailed:
 			return false, nil
+		case jobs.PaymentRefunded:
+			// Refunded meanwhile by other means (charge.refunded): nothing to surface.
+			return false, nil
 		}
 		return false, fmt.Errorf("%w: refund failure on a job whose payment is %s", ErrInvalidTransition, c.PaymentStatus)
 	}, `UPDATE jobs SET payment_status = 'refund_failed', refund_error = $2`, detail)
-	if err == nil && !first {
+	if err == nil && !first && detail != "" {
 		// Keep the latest refusal without another trail row.
 		_, err = s.pool.Exec(ctx, `UPDATE jobs SET refund_error = $2 WHERE id = $1 AND payment_status = 'refund_failed'`, id, detail)
 	}
@@ -124,8 +136,9 @@ func (s *Store) ConfirmRefund(ctx context.Context, c RefundConfirmation) (string
 		c.RefundID, c.AmountRefundedCents)
 }
 
-// RecordLatePayment records a payment that arrived after the job was
-// abandoned; the job stays abandoned and the payment is refunded.
+// RecordLatePayment records a payment that arrived after the job's
+// workflow gave up on it (abandoned, or gone: terminated) so that it can be
+// refunded; the job's status is left as it is.
 func (s *Store) RecordLatePayment(ctx context.Context, p Payment) error {
 	return s.annotate(ctx, p.JobID, "late_payment:"+p.Cause, "", func(c current) (bool, error) {
 		switch c.PaymentStatus {

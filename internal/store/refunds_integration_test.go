@@ -151,13 +151,16 @@ func TestMarkRefunded(t *testing.T) {
 				assert.Equal(t, before.Status, after.Status, "status kept")
 				requireAnnotated(t, after, evBefore, tt.cause, nil)
 
-				// Recording it again, even another refund, changes nothing.
+				// Recording it again, even with other values, changes nothing.
+				// (Only values already known are offered in another version:
+				// filling in a refund ID or status that is still missing would
+				// be fine.)
 				evs := events(t, id)
-				for _, again := range []store.Refund{
-					r,
-					{JobID: id, RefundID: "re_other", AmountCents: 1, Status: "failed"},
-					{JobID: id},
-				} {
+				again := []store.Refund{r, {JobID: id, RefundID: r.RefundID, AmountCents: 1, Status: r.Status}}
+				if r.RefundID != "" && r.Status != "" {
+					again = append(again, store.Refund{JobID: id, RefundID: "re_other", AmountCents: 1, Status: "failed"})
+				}
+				for _, again := range again {
 					require.NoError(t, st.MarkRefunded(ctx, again), "repeat %+v", again)
 					requireUnchanged(t, after, evs)
 				}
@@ -240,12 +243,19 @@ func TestMarkRefundFailed(t *testing.T) {
 		assert.Nil(t, done.RefundError)
 	})
 
+	t.Run("a payment refunded meanwhile is left alone", func(t *testing.T) {
+		id := refunded(t)
+		before := getJob(t, id)
+		evBefore := events(t, id)
+		require.NoError(t, st.MarkRefundFailed(ctx, id, "refused"))
+		requireUnchanged(t, before, evBefore)
+	})
+
 	t.Run("refused unless a payment is owed", func(t *testing.T) {
 		tests := []struct {
 			name  string
 			setup func(*testing.T) string
 		}{
-			{"refunded", refunded},
 			{"payment pending", awaiting},
 			{"checkout expired", func(t *testing.T) string { return abandonedWith(t, jobs.PaymentExpired) }},
 		}
@@ -703,4 +713,23 @@ func TestListOwed(t *testing.T) {
 			assert.Equal(t, want, got[ids[i]], "job %d (%s, payment %s)", i, r.status, r.payment)
 		}
 	})
+}
+
+// A charge.refunded recorded before our own refund record (the activity
+// crashed after Stripe accepted the refund) does not lose the refund's ID.
+func TestMarkRefundedAfterConfirmationKeepsTheRefundID(t *testing.T) {
+	ctx := t.Context()
+	n := newJobInput()
+	_, _, err := st.CreateJob(ctx, n)
+	require.NoError(t, err)
+	require.NoError(t, st.MarkPaid(ctx, store.Payment{JobID: n.ID, Cause: "evt_p", PaymentIntentID: "pi_" + n.ID[:8], AmountCents: 499, Currency: "usd"}))
+	_, err = st.ConfirmRefund(ctx, store.RefundConfirmation{EventID: "evt_c", PaymentIntentID: "pi_" + n.ID[:8], AmountRefundedCents: 499})
+	require.NoError(t, err)
+	trail := events(t, n.ID)
+	require.NoError(t, st.MarkRefunded(ctx, store.Refund{JobID: n.ID, RefundID: "re_late", AmountCents: 499, Status: "succeeded"}))
+	j, err := st.Get(ctx, n.ID)
+	require.NoError(t, err)
+	require.Equal(t, "re_late", *j.RefundID)
+	require.Equal(t, "succeeded", *j.RefundStatus)
+	require.Equal(t, trail, events(t, n.ID), "no second trail row")
 }

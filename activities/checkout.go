@@ -106,14 +106,18 @@ type RecordPaymentInput struct {
 
 // RecordPayment moves the job to pending with its payment details.
 func (a *Activities) RecordPayment(ctx context.Context, in RecordPaymentInput) error {
-	return storeErr(a.Store.MarkPaid(ctx, store.Payment{
+	return storeErr(a.Store.MarkPaid(ctx, in.record()))
+}
+
+func (in RecordPaymentInput) record() store.Payment {
+	return store.Payment{
 		JobID:           in.JobID,
 		Cause:           in.Cause,
 		PaymentIntentID: in.Payment.PaymentIntentID,
 		AmountCents:     in.Payment.AmountCents,
 		Currency:        in.Payment.Currency,
 		CustomerEmail:   in.Payment.CustomerEmail,
-	}))
+	}
 }
 
 // RecordAbandonedInput closes an unpaid job.

@@ -60,14 +60,7 @@ func (a *Activities) MarkRefundFailed(ctx context.Context, in MarkRefundFailedIn
 // RecordLatePayment records a payment that arrived after the job was
 // abandoned, before it is refunded.
 func (a *Activities) RecordLatePayment(ctx context.Context, in RecordPaymentInput) error {
-	return storeErr(a.Store.RecordLatePayment(ctx, store.Payment{
-		JobID:           in.JobID,
-		Cause:           in.Cause,
-		PaymentIntentID: in.Payment.PaymentIntentID,
-		AmountCents:     in.Payment.AmountCents,
-		Currency:        in.Payment.Currency,
-		CustomerEmail:   in.Payment.CustomerEmail,
-	}))
+	return storeErr(a.Store.RecordLatePayment(ctx, in.record()))
 }
 
 // MarkRetryingInput starts another attempt at a failed job.

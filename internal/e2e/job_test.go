@@ -23,7 +23,6 @@ import (
 	"hires/api"
 	"hires/internal/jobs"
 	"hires/internal/paysim"
-	"hires/internal/upsamplersim"
 )
 
 // A job from creation to payment, upscaling, download and, past the
@@ -198,26 +197,6 @@ func TestExpiredSessionEventAbandonsTheJob(t *testing.T) {
 	require.Equal(t, 0, countKey("POST", "/v1/checkout/sessions/", "expire:"+created.ID))
 	requireClosed(t, created.ID, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
 	recordHistory(t, created.ID, "abandoned_session_expired")
-}
-
-func TestUpsamplerFailureFailsTheJob(t *testing.T) {
-	before := stack.Upsampler.Behavior()
-	defer stack.Upsampler.SetBehavior(before)
-	b := before
-	b.FailNext = 1
-	require.NoError(t, stack.Upsampler.SetBehavior(b))
-
-	created, _ := newJob(t, 128, 128, "4x", "")
-	_, err := paysim.Pay(context.Background(), paysimOptions(), created.ID)
-	require.NoError(t, err)
-	j := waitFor(t, created.ID, 60*time.Second, "failed", func(j api.AdminJob) bool { return j.Status == jobs.StatusFailed })
-	require.Equal(t, jobs.ReasonUpsamplerFailed, *j.FailureReason)
-	require.Contains(t, *j.FailureDetail, upsamplersim.ErrInternal)
-	require.NotNil(t, j.FailedAt)
-	requireVisible(t, fmt.Sprintf(`WorkflowId = %q AND JobStatus = "failed" AND FailureReason = %q`,
-		jobs.WorkflowID(created.ID), jobs.ReasonUpsamplerFailed))
-	requireClosed(t, created.ID, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
-	recordHistory(t, created.ID, "paid_upsampler_failed")
 }
 
 // countKey counts forwarded Stripe calls carrying an idempotency key.

@@ -56,6 +56,20 @@ type Config struct {
 	ReconcileGrace    time.Duration `env:"RECONCILE_GRACE" envDefault:"10m"`
 
 	AdminToken string `env:"ADMIN_TOKEN"`
+
+	// Email, sent by the worker. An empty SMTP_HOST turns email off.
+	SMTPHost           string        `env:"SMTP_HOST"`
+	SMTPPort           int           `env:"SMTP_PORT" envDefault:"587"`
+	SMTPUsername       string        `env:"SMTP_USERNAME"`
+	SMTPPassword       string        `env:"SMTP_PASSWORD"`
+	SMTPTLS            string        `env:"SMTP_TLS" envDefault:"starttls"` // starttls, tls or none
+	MailFrom           string        `env:"MAIL_FROM" envDefault:"Hi-res images <images@localhost>"`
+	AdminEmail         string        `env:"ADMIN_EMAIL"`
+	ExpiryReminderLead time.Duration `env:"EXPIRY_REMINDER_LEAD" envDefault:"2h"`
+
+	// Integration events, POSTed by the worker to each URL, signed with the secret.
+	EventWebhookURLs   []string `env:"EVENT_WEBHOOK_URLS" envSeparator:","`
+	EventWebhookSecret string   `env:"EVENT_WEBHOOK_SECRET"`
 }
 
 // Role selects which settings a process requires.

@@ -2,6 +2,7 @@
 TEMPORAL_CLI_VERSION  := v1.5.1
 STRIPE_MOCK_VERSION   := v0.203.0
 WORKFLOWCHECK_VERSION := v0.6.0
+MAILPIT_VERSION       := v1.33.1
 
 TOOLS := $(CURDIR)/.tools/bin
 export HIRES_TOOLS_DIR := $(TOOLS)
@@ -12,8 +13,8 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 all: build
 
-## tools: build the pinned temporal CLI, stripe-mock and workflowcheck (the CLI takes ~7 min the first time)
-tools: $(TOOLS)/temporal.$(TEMPORAL_CLI_VERSION) $(TOOLS)/stripe-mock.$(STRIPE_MOCK_VERSION) $(TOOLS)/workflowcheck.$(WORKFLOWCHECK_VERSION)
+## tools: build the pinned temporal CLI, stripe-mock, workflowcheck and mailpit (the CLI takes ~7 min the first time)
+tools: $(TOOLS)/temporal.$(TEMPORAL_CLI_VERSION) $(TOOLS)/stripe-mock.$(STRIPE_MOCK_VERSION) $(TOOLS)/workflowcheck.$(WORKFLOWCHECK_VERSION) $(TOOLS)/mailpit.$(MAILPIT_VERSION)
 
 # Each tool is stamped with its version, so a version bump rebuilds it.
 $(TOOLS)/temporal.$(TEMPORAL_CLI_VERSION):
@@ -24,6 +25,9 @@ $(TOOLS)/stripe-mock.$(STRIPE_MOCK_VERSION):
 	touch $@
 $(TOOLS)/workflowcheck.$(WORKFLOWCHECK_VERSION):
 	GOBIN=$(TOOLS) go install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
+	touch $@
+$(TOOLS)/mailpit.$(MAILPIT_VERSION):
+	GOBIN=$(TOOLS) go install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 	touch $@
 
 ## build: compile the hires binary into bin/

@@ -11,6 +11,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"hires/internal/events"
+	"hires/internal/mail"
 	"hires/internal/payments"
 	"hires/internal/storage"
 	"hires/internal/store"
@@ -44,6 +46,12 @@ type Activities struct {
 	PublicBaseURL string
 	// Temporal lets the reconciliation sweep see workflows' statuses.
 	Temporal client.Client
+	// Mailer sends customers' emails; nil when email is off.
+	Mailer *mail.Mailer
+	// Events delivers integration events; nil or empty when off.
+	Events *events.Sender
+	// SiteName signs the emails.
+	SiteName string
 }
 
 // Non-retryable error types. The workflow maps them to failure reasons.

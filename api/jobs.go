@@ -199,6 +199,7 @@ func (s *Server) workflowInput(job store.Job, access string) jobs.WorkflowInput 
 			PollInterval: s.cfg.UpsamplerPollInterval,
 			RetryWindow:  s.cfg.RetryWindow,
 			RefundRetry:  s.cfg.RefundRetryInterval,
+			ReminderLead: s.cfg.ExpiryReminderLead,
 		},
 	}
 }
@@ -359,6 +360,11 @@ func (s *Server) download(c echo.Context) error {
 	h.Set("X-Content-Type-Options", "nosniff")
 	if job.ResultSHA256 != nil {
 		h.Set("ETag", `"`+*job.ResultSHA256+`"`)
+	}
+	if c.Request().Method == http.MethodGet {
+		if err := s.store.MarkDownloaded(c.Request().Context(), job.ID); err != nil {
+			s.log.WarnContext(c.Request().Context(), "recording the download failed", "job_id", job.ID, "error", err)
+		}
 	}
 	// ServeContent answers Range and conditional requests.
 	http.ServeContent(c.Response(), c.Request(), name, info.ModTime(), f)

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"hires/internal/config"
+	"hires/internal/jobs"
 	"hires/internal/storage"
 	"hires/internal/store"
 	"hires/internal/urlguard"
@@ -65,6 +66,11 @@ func New(d Deps) (*echo.Echo, error) {
 	e.Use(middleware.Recover(), middleware.RequestID(), s.requestLog)
 
 	e.GET("/jobs/:id", s.jobPage)
+	e.GET("/assets/:name", s.asset)
+	if s.cfg.DevPayments { // local runs and tests only: the page's "Pay (simulated)" button
+		s.log.Warn("DEV_PAYMENTS is on: anyone with a job's link can mark it paid; never use it in production")
+		e.POST("/dev/jobs/:id/pay", s.devPay)
+	}
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 
 	v1 := e.Group("/v1")
@@ -79,6 +85,9 @@ func New(d Deps) (*echo.Echo, error) {
 	admin.GET("/jobs", s.listJobs)
 	admin.GET("/jobs/:id", s.adminGetJob)
 	admin.GET("/jobs/:id/events", s.jobEvents)
+	admin.GET("/reports/costs", s.costReport)
+	admin.POST("/jobs/:id/resend-download", s.adminDownloadAction(jobs.UpdateResendDownload), middleware.BodyLimit("4K"))
+	admin.POST("/jobs/:id/new-download-token", s.adminDownloadAction(jobs.UpdateNewDownloadToken), middleware.BodyLimit("4K"))
 	return e, nil
 }
 

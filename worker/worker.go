@@ -18,7 +18,9 @@ import (
 
 	"hires/activities"
 	"hires/internal/config"
+	"hires/internal/events"
 	"hires/internal/jobs"
+	"hires/internal/mail"
 	"hires/internal/payments"
 	"hires/internal/storage"
 	"hires/internal/store"
@@ -62,7 +64,21 @@ func NewActivities(cfg config.Config, st *store.Store) (*activities.Activities, 
 	if err != nil {
 		return nil, fmt.Errorf("UPSAMPLER_RESULT_HOSTS: %w", err)
 	}
+	sender, err := events.NewSender(cfg.EventWebhookURLs, cfg.EventWebhookSecret, nil)
+	if err != nil {
+		return nil, fmt.Errorf("EVENT_WEBHOOK_URLS: %w", err)
+	}
+	mailer, err := mail.New(mail.Config{
+		Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+		TLS: cfg.SMTPTLS, From: cfg.MailFrom, AdminCopy: cfg.AdminEmail,
+	})
+	if err != nil && !errors.Is(err, mail.ErrDisabled) {
+		return nil, fmt.Errorf("SMTP settings: %w", err)
+	}
 	return &activities.Activities{
+		Events:         sender,
+		Mailer:         mailer,
+		SiteName:       cfg.SiteName,
 		Store:          st,
 		Payments:       pay,
 		Upsampler:      upsampler.New(cfg.UpsamplerBaseURL, cfg.UpsamplerAPIKey, &http.Client{Timeout: 60 * time.Second}),

@@ -34,7 +34,16 @@ type job struct {
 	refundSeen     bool              // Stripe confirmed a refund (charge.refunded)
 	hints          int               // Upsampler callbacks received
 	retryRequested *jobs.RetryRequest
+
+	notifyV     workflow.Version  // whether this run sends notifications
+	pending     []workflow.Future // notifications in flight
+	resends     int               // download links sent again by admins
+	reminded    bool              // the expiry reminder went out
+	expiryMoved bool              // an admin moved the download expiry
+	cleanedUp   bool              // the result file is gone
 }
+
+var errNotDownloadable = temporal.NewApplicationError("the job has no download to change: it is not completed, or its file was already deleted", "NotDownloadable")
 
 // ImageJob runs one job's whole life. Cancelling it refunds a paid job
 // that was not delivered, then ends it cleanly.
@@ -44,6 +53,7 @@ func ImageJob(ctx workflow.Context, in jobs.WorkflowInput) (jobs.State, error) {
 		state:      jobs.State{JobID: in.JobID, Status: jobs.StatusAwaitingPayment, PaymentStatus: jobs.PaymentPending},
 		seenEvents: map[string]bool{},
 	}
+	w.notifyV = workflow.GetVersion(ctx, notificationsVersion, workflow.DefaultVersion, 1)
 	if err := w.handleMessages(ctx); err != nil {
 		return w.state, err
 	}
@@ -54,8 +64,10 @@ func ImageJob(ctx workflow.Context, in jobs.WorkflowInput) (jobs.State, error) {
 		if serr := w.settleCancelled(settleCtx); serr != nil {
 			return w.state, serr
 		}
+		w.flush(settleCtx)
 		return w.state, temporal.NewCanceledError("job cancelled; settled as " + string(w.state.Status))
 	}
+	w.flush(ctx)
 	return w.state, err
 }
 
@@ -75,6 +87,18 @@ func (w *job) handleMessages(ctx workflow.Context) error {
 		return *w.checkout, nil
 	}); err != nil {
 		return err
+	}
+	for _, u := range []struct {
+		name     string
+		newToken bool
+	}{{jobs.UpdateResendDownload, false}, {jobs.UpdateNewDownloadToken, true}} {
+		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
+			func(ctx workflow.Context, r jobs.DownloadRequest) (jobs.DownloadInfo, error) {
+				return w.setDownload(ctx, u.newToken, r)
+			},
+			workflow.UpdateHandlerOptions{Validator: w.validateDownloadUpdate}); err != nil {
+			return err
+		}
 	}
 	stripeCh := workflow.GetSignalChannel(ctx, jobs.SignalStripeEvent)
 	upsamplerCh := workflow.GetSignalChannel(ctx, jobs.SignalUpsamplerCallback)

@@ -28,7 +28,7 @@ func input() jobs.WorkflowInput {
 		SuccessURL: "https://shop.example.com/ok", CancelURL: "https://shop.example.com/cancel",
 		Timeouts: jobs.Timeouts{Payment: 24 * time.Hour, DownloadTTL: 24 * time.Hour,
 			Processing: 30 * time.Minute, PollInterval: 30 * time.Second,
-			RetryWindow: 7 * 24 * time.Hour, RefundRetry: time.Hour},
+			RetryWindow: 7 * 24 * time.Hour, RefundRetry: time.Hour, ReminderLead: 2 * time.Hour},
 	}
 }
 
@@ -43,6 +43,8 @@ type harness struct {
 	storeErr error // what StoreResult fails with, if anything
 	failedAt time.Time
 	refunds  []activities.RefundInput
+	emails   []string // kinds, in order sent
+	hooks    []string // integration event types, in order
 	// refundErrs are returned by the first refund attempts, in order.
 	refundErrs []error
 }
@@ -75,6 +77,15 @@ func newHarness(t *testing.T) *harness {
 			return activities.RefundResult{RefundID: "re_1", AmountCents: in.AmountCents, Status: "succeeded"}, nil
 		})
 	h.env.OnActivity(a.MarkRefundFailed, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SendEmailInput) error {
+		h.emails = append(h.emails, in.Kind)
+		return nil
+	})
+	h.env.OnActivity(a.DeliverEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeliverEventInput) error {
+		h.hooks = append(h.hooks, in.Type)
+		return nil
+	})
+	h.env.OnActivity(a.SetDownload, mock.Anything, mock.Anything).Return(nil)
 	h.env.OnActivity(a.RecordLatePayment, mock.Anything, mock.Anything).Return(nil)
 	h.env.OnActivity(a.MarkRetrying, mock.Anything, mock.Anything).Return(record[activities.MarkRetryingInput](h, jobs.StatusPending))
 	h.env.OnActivity(a.StoreResult, mock.Anything, mock.Anything).Return(
@@ -495,4 +506,85 @@ func TestLatePaymentRefundWorkflow(t *testing.T) {
 	env.ExecuteWorkflow(LatePaymentRefund, jobs.LatePaymentInput{JobID: "j1", Payment: paid("evt_9"), RefundRetry: time.Hour})
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, []activities.RefundInput{{JobID: "j1", PaymentIntentID: "pi_1", AmountCents: 50, Reason: "late_payment"}}, refunds)
+}
+
+func TestNotifications(t *testing.T) {
+	t.Run("delivered job", func(t *testing.T) {
+		h := newHarness(t)
+		h.upsampler(queued, success)
+		h.stripe(time.Minute, paid("evt_1"))
+		h.run()
+		require.Equal(t, []string{jobs.EmailPaymentReceived, jobs.EmailImageReady, jobs.EmailExpiringSoon}, h.emails)
+		require.Equal(t, []string{jobs.HookJobCreated, jobs.HookPaymentCompleted, jobs.HookJobCompleted}, h.hooks)
+	})
+	t.Run("failed and refunded", func(t *testing.T) {
+		h := newHarness(t)
+		h.upsampler(queued, activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "FAILED"})
+		h.stripe(time.Minute, paid("evt_1"))
+		h.run()
+		require.Equal(t, []string{jobs.EmailPaymentReceived, jobs.EmailFailedRefunded}, h.emails)
+		require.Equal(t, []string{jobs.HookJobCreated, jobs.HookPaymentCompleted, jobs.HookJobFailed}, h.hooks)
+	})
+	t.Run("abandoned", func(t *testing.T) {
+		h := newHarness(t)
+		h.env.OnActivity(a.ExpireCheckout, mock.Anything, mock.Anything).Return(activities.ExpireCheckoutResult{}, nil)
+		h.run()
+		require.Empty(t, h.emails)
+		require.Equal(t, []string{jobs.HookJobCreated}, h.hooks)
+	})
+}
+
+func TestExpiryReminderComesLeadBeforeExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, success)
+	h.stripe(time.Minute, paid("evt_1"))
+	var remindedAt time.Time
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		var in activities.SendEmailInput
+		if info.ActivityType.Name == "SendEmail" && args.Get(&in) == nil && in.Kind == jobs.EmailExpiringSoon {
+			remindedAt = h.env.Now()
+		}
+	})
+	in := input()
+	in.Timeouts.ReminderLead = 2 * time.Hour
+	h.env.ExecuteWorkflow(ImageJob, in)
+	require.NoError(t, h.env.GetWorkflowError())
+	var st jobs.State
+	require.NoError(t, h.env.GetWorkflowResult(&st))
+	require.True(t, st.DownloadExpiry.Add(-2*time.Hour).Equal(remindedAt), "reminded at %s", remindedAt)
+}
+
+func TestAdminDownloadUpdates(t *testing.T) {
+	for _, update := range []string{jobs.UpdateResendDownload, jobs.UpdateNewDownloadToken} {
+		t.Run(update, func(t *testing.T) {
+			h := newHarness(t)
+			h.upsampler(queued, success)
+			h.stripe(time.Minute, paid("evt_1"))
+			var rejected error
+			var info jobs.DownloadInfo
+			// Too early: the job is not delivered yet.
+			h.at(30*time.Second, func() {
+				h.env.UpdateWorkflow(update, "early", &testsuite.TestUpdateCallback{
+					OnAccept: func() {}, OnReject: func(err error) { rejected = err }, OnComplete: func(any, error) {},
+				}, jobs.DownloadRequest{})
+			})
+			// Twenty hours after delivery: extended by a full TTL from then.
+			h.at(20*time.Hour, func() {
+				h.env.UpdateWorkflow(update, "late", &testsuite.TestUpdateCallback{
+					OnAccept: func() {}, OnReject: func(err error) { t.Errorf("rejected: %v", err) },
+					OnComplete: func(v any, err error) {
+						require.NoError(t, err)
+						info = v.(jobs.DownloadInfo)
+					},
+				}, jobs.DownloadRequest{RequestedBy: "alice"})
+			})
+			st := h.run()
+			require.Error(t, rejected)
+			require.Equal(t, start.Add(20*time.Hour+24*time.Hour), info.ExpiresAt.UTC())
+			require.Equal(t, info.ExpiresAt, st.DownloadExpiry)
+			require.False(t, h.env.Now().Before(info.ExpiresAt), "the expiry timer moved")
+			require.Equal(t, []string{jobs.EmailPaymentReceived, jobs.EmailImageReady, jobs.EmailImageReady, jobs.EmailExpiringSoon}, h.emails)
+			h.env.AssertActivityNumberOfCalls(t, "SetDownload", 1)
+		})
+	}
 }

@@ -14,7 +14,9 @@ func LatePaymentRefund(ctx workflow.Context, in jobs.LatePaymentInput) (jobs.Sta
 		in:       jobs.WorkflowInput{JobID: in.JobID, Timeouts: jobs.Timeouts{RefundRetry: in.RefundRetry}},
 		state:    jobs.State{JobID: in.JobID, Status: jobs.StatusAbandoned, PaymentStatus: jobs.PaymentExpired},
 		latePaid: &in.Payment,
+		notifyV:  workflow.GetVersion(ctx, notificationsVersion, workflow.DefaultVersion, 1),
 	}
 	err := w.settleLatePayment(ctx)
+	w.flush(ctx)
 	return w.state, err
 }

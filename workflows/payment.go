@@ -31,6 +31,7 @@ func (w *job) createCheckout(ctx workflow.Context) error {
 		return err
 	}
 	w.checkout = &c
+	w.notify(ctx, "", jobs.HookJobCreated)
 	return nil
 }
 
@@ -93,7 +94,11 @@ func (w *job) recordPayment(ctx workflow.Context, cause string, p jobs.StripeEve
 	if p.CustomerEmail != "" {
 		attrs = append(attrs, jobs.AttrCustomerEmail.ValueSet(p.CustomerEmail))
 	}
-	return w.setStatus(ctx, jobs.StatusPending, attrs...)
+	if err := w.setStatus(ctx, jobs.StatusPending, attrs...); err != nil {
+		return err
+	}
+	w.notify(ctx, jobs.EmailPaymentReceived, jobs.HookPaymentCompleted)
+	return nil
 }
 
 func (w *job) abandon(ctx workflow.Context, cause string, ps jobs.PaymentStatus) error {

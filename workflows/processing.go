@@ -34,7 +34,11 @@ func (w *job) process(ctx workflow.Context) (reason string, err error) {
 		return "", err
 	}
 	w.state.DownloadExpiry = expires
-	return "", w.setStatus(ctx, jobs.StatusCompleted)
+	if err := w.setStatus(ctx, jobs.StatusCompleted); err != nil {
+		return "", err
+	}
+	w.notify(ctx, jobs.EmailImageReady, jobs.HookJobCompleted)
+	return "", nil
 }
 
 // classify keeps cancellation a workflow-level error, not a job failure.
@@ -131,9 +135,23 @@ func (w *job) storeResult(ctx workflow.Context, st activities.UpscaleStatus) (ac
 
 // expireDownload sleeps until the link expires, then deletes the file.
 func (w *job) expireDownload(ctx workflow.Context) error {
-	if err := workflow.Sleep(ctx, w.state.DownloadExpiry.Sub(workflow.Now(ctx))); err != nil {
+	var err error
+	if w.notifyV == workflow.DefaultVersion {
+		err = workflow.Sleep(ctx, w.state.DownloadExpiry.Sub(workflow.Now(ctx)))
+	} else {
+		err = w.awaitDownloadExpiry(ctx)
+	}
+	if err != nil {
 		return err
 	}
-	return workflow.ExecuteActivity(dbOptions(ctx), a.ExpireDownload,
+	return w.deleteDownload(ctx)
+}
+
+func (w *job) deleteDownload(ctx workflow.Context) error {
+	err := workflow.ExecuteActivity(dbOptions(ctx), a.ExpireDownload,
 		activities.ExpireDownloadInput{JobID: w.in.JobID}).Get(ctx, nil)
+	if err == nil {
+		w.cleanedUp = true
+	}
+	return err
 }

@@ -21,7 +21,11 @@ func (w *job) fail(ctx workflow.Context, reason string, cause error) error {
 	}
 	w.state.FailureReason = reason
 	workflow.GetLogger(ctx).Warn("Job failed", "reason", reason, "detail", detail)
-	return w.setStatus(ctx, jobs.StatusFailed, jobs.AttrFailureReason.ValueSet(reason))
+	if err := w.setStatus(ctx, jobs.StatusFailed, jobs.AttrFailureReason.ValueSet(reason)); err != nil {
+		return err
+	}
+	w.notify(ctx, "", jobs.HookJobFailed)
+	return nil
 }
 
 // refund gives a paid job's payment back, once. Stripe's idempotency key
@@ -40,6 +44,7 @@ func (w *job) refund(ctx workflow.Context, reason string) error {
 			activities.RefundInput{JobID: w.in.JobID, PaymentIntentID: w.paid.PaymentIntentID,
 				AmountCents: w.paid.AmountCents, Reason: reason}).Get(ctx, &r)
 		if err == nil {
+			w.notify(ctx, jobs.EmailFailedRefunded, "")
 			return w.setPaymentStatus(ctx, jobs.PaymentRefunded)
 		}
 		if temporal.IsCanceledError(err) {
@@ -118,8 +123,7 @@ func (w *job) settleCancelled(ctx workflow.Context) error {
 	case jobs.StatusAbandoned:
 		return w.settleLatePayment(ctx)
 	case jobs.StatusCompleted:
-		return workflow.ExecuteActivity(dbOptions(ctx), a.ExpireDownload,
-			activities.ExpireDownloadInput{JobID: w.in.JobID}).Get(ctx, nil)
+		return w.deleteDownload(ctx)
 	}
 	return nil
 }

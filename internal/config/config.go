@@ -64,12 +64,19 @@ type Config struct {
 	SMTPPassword       string        `env:"SMTP_PASSWORD"`
 	SMTPTLS            string        `env:"SMTP_TLS" envDefault:"starttls"` // starttls, tls or none
 	MailFrom           string        `env:"MAIL_FROM" envDefault:"Hi-res images <images@localhost>"`
+	SiteName           string        `env:"SITE_NAME" envDefault:"Hi-res images"`
 	AdminEmail         string        `env:"ADMIN_EMAIL"`
 	ExpiryReminderLead time.Duration `env:"EXPIRY_REMINDER_LEAD" envDefault:"2h"`
 
 	// Integration events, POSTed by the worker to each URL, signed with the secret.
 	EventWebhookURLs   []string `env:"EVENT_WEBHOOK_URLS" envSeparator:","`
 	EventWebhookSecret string   `env:"EVENT_WEBHOOK_SECRET"`
+
+	// DevPayments is for local development only (`make run` and the tests
+	// turn it on; never in production): the customer's page shows a
+	// "Pay (simulated)" button, and POST /dev/jobs/{id}/pay sends the API
+	// a signed checkout.session.completed as Stripe would. Default false.
+	DevPayments bool `env:"DEV_PAYMENTS"`
 }
 
 // Role selects which settings a process requires.

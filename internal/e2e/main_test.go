@@ -34,9 +34,11 @@ const (
 	downloadTTL       = 8 * time.Second
 	processingTimeout = 15 * time.Second
 	retryWindow       = 10 * time.Second
+	reminderLead      = 4 * time.Second
 )
 
 var (
+	hooks    *receiver
 	hiresBin string
 	worker   *workerProcess
 	stack    *localstack.Stack
@@ -62,6 +64,8 @@ func run(m *testing.M) int {
 	}
 	defer logFile.Close()
 
+	hooks = newReceiver()
+	defer hooks.srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -75,6 +79,9 @@ func run(m *testing.M) int {
 			"REFUND_RETRY_INTERVAL":   "2s",
 			"RECONCILE_INTERVAL":      "2s",
 			"RECONCILE_GRACE":         "1s",
+			"EXPIRY_REMINDER_LEAD":    reminderLead.String(),
+			"EVENT_WEBHOOK_URLS":      hooks.srv.URL + "/hooks",
+			"EVENT_WEBHOOK_SECRET":    eventSecret,
 		},
 		DataDir:        filepath.Join(dir, "data"),
 		NoWorker:       true, // the worker runs as its own process, so tests can kill it

@@ -53,6 +53,41 @@ const (
 	// SignalRetry asks a failed job to try again and deliver (a RetryRequest).
 	// Admins send it from the Temporal Web UI while the job is in its retry window.
 	SignalRetry = "retry"
+	// UpdateResendDownload extends a completed job's download link by a full
+	// DownloadTTL from now and emails it again (the original's "resend").
+	// Input: a DownloadRequest; result: a DownloadInfo.
+	UpdateResendDownload = "resend-download"
+	// UpdateNewDownloadToken issues a fresh download token (the old link
+	// stops working), extends the expiry and emails the new link (the
+	// original's "fix"). Input: a DownloadRequest; result: a DownloadInfo.
+	UpdateNewDownloadToken = "new-download-token"
+)
+
+// DownloadRequest is the input of the download updates. In the Web UI:
+// {"requested_by": "alice"} (optional).
+type DownloadRequest struct {
+	RequestedBy string `json:"requested_by,omitempty"`
+}
+
+// DownloadInfo is the result of the download updates.
+type DownloadInfo struct {
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Emails the workflow sends (the mail package renders them).
+const (
+	EmailPaymentReceived = "payment-received"
+	EmailImageReady      = "image-ready"
+	EmailExpiringSoon    = "expiring-soon"
+	EmailFailedRefunded  = "failed-refunded"
+)
+
+// Integration events the workflow emits, the original's smi_* hooks.
+const (
+	HookJobCreated       = "job.created"
+	HookPaymentCompleted = "payment.completed"
+	HookJobCompleted     = "job.completed"
+	HookJobFailed        = "job.failed"
 )
 
 // RetryRequest is the admin's retry signal. In the Web UI its JSON input is
@@ -187,6 +222,9 @@ type Timeouts struct {
 	RetryWindow time.Duration
 	// RefundRetry is how long a refused refund waits before it is tried again.
 	RefundRetry time.Duration
+	// ReminderLead is how long before the link expires the customer is
+	// reminded, if they have not downloaded yet (0: no reminder).
+	ReminderLead time.Duration
 }
 
 // Checkout is the result of UpdateCheckout.

@@ -37,6 +37,8 @@ const (
 	PortStripeMock = 12111
 	PortUpsampler  = 8099
 	PortSamples    = 8098
+	PortMailSMTP   = 1025
+	PortMailWeb    = 8025
 )
 
 // Local secrets: fine on loopback, never in production.
@@ -76,6 +78,9 @@ type Stack struct {
 	StripeURL       string
 	UpsamplerURL    string // the stand-in's base URL, when started here
 	SamplesURL      string // the sample image host, when started here
+	MailWebURL      string // the mail catcher's inbox, when started here
+	// Mailpit is the mail catcher, when started here.
+	Mailpit *devstack.Mailpit
 	// Env is the complete set of settings the API and worker run with.
 	Env map[string]string
 	// Upsampler is the stand-in, when started here.
@@ -192,6 +197,27 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		setDefault("UPSAMPLER_RESULT_HOSTS", ln.Addr().String())
 	}
 
+	if !has("SMTP_HOST") {
+		smtpPort, err := port(PortMailSMTP)
+		if err != nil {
+			return nil, err
+		}
+		webPort, err := port(PortMailWeb)
+		if err != nil {
+			return nil, err
+		}
+		mp, err := devstack.StartMailpit(ctx, devstack.MailpitOptions{
+			SMTPAddr: "127.0.0.1:" + strconv.Itoa(smtpPort), HTTPAddr: "127.0.0.1:" + strconv.Itoa(webPort), Output: o.Output,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, func() { mp.Stop() })
+		s.Mailpit, s.MailWebURL = mp, mp.WebURL
+		env["SMTP_HOST"], env["SMTP_PORT"], env["SMTP_TLS"] = mp.SMTPHost, strconv.Itoa(mp.SMTPPort), "none"
+		setDefault("ADMIN_EMAIL", "admin@localhost")
+	}
+
 	if !has("SOURCE_HOSTS") {
 		ln, err := listen(port, PortSamples)
 		if err != nil {
@@ -210,6 +236,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	setDefault("PUBLIC_BASE_URL", "http://"+env["HTTP_ADDR"])
 	setDefault("ADMIN_TOKEN", LocalAdminToken)
+	setDefault("DEV_PAYMENTS", "true") // the page's "Pay (simulated)" button; never in production
 	s.APIURL = env["PUBLIC_BASE_URL"]
 	s.Env = env
 

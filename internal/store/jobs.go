@@ -68,6 +68,7 @@ type Job struct {
 	RefundError           *string            `db:"refund_error"`
 	Attempt               int                `db:"attempt"`
 	UpsamplerAttempt      *int               `db:"upsampler_attempt"`
+	DownloadedAt          *time.Time         `db:"downloaded_at"`
 	CreatedAt             time.Time          `db:"created_at"`
 	UpdatedAt             time.Time          `db:"updated_at"`
 }

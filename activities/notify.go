@@ -1,0 +1,194 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"hires/internal/events"
+	"hires/internal/jobs"
+	"hires/internal/mail"
+	"hires/internal/store"
+	"hires/internal/token"
+)
+
+// ErrTypeNotificationRejected: the mail server or an event endpoint
+// refused for good; retrying will not help.
+const ErrTypeNotificationRejected = "NotificationRejected"
+
+// SendEmailInput names one email about a job.
+type SendEmailInput struct {
+	JobID   string
+	Kind    string // one of the jobs.Email* values
+	Seq     int    // 0, or the number of the admin resend
+	PageURL string // the customer's status page
+}
+
+var mailKinds = map[string]mail.Kind{
+	jobs.EmailPaymentReceived: mail.KindPaymentReceived,
+	jobs.EmailImageReady:      mail.KindImageReady,
+	jobs.EmailExpiringSoon:    mail.KindExpiringSoon,
+	jobs.EmailFailedRefunded:  mail.KindFailedRefunded,
+}
+
+// SendEmail sends one email about the job, once: it is recorded as sent,
+// and a retry after a crash carries the same Message-ID. A reminder is not
+// sent once the customer has downloaded the image.
+func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) error {
+	kind, ok := mailKinds[in.Kind]
+	if !ok {
+		return temporal.NewNonRetryableApplicationError("unknown email "+in.Kind, ErrTypeNotificationRejected, nil)
+	}
+	if a.Mailer == nil {
+		return nil // email is off
+	}
+	key := fmt.Sprintf("email:%s:%d", in.Kind, in.Seq)
+	if sent, err := a.Store.Notified(ctx, in.JobID, key); err != nil || sent {
+		return err
+	}
+	job, err := a.Store.Get(ctx, in.JobID)
+	if err != nil {
+		return storeErr(err)
+	}
+	if in.Kind == jobs.EmailExpiringSoon && (job.DownloadedAt != nil || job.DownloadExpiredAt != nil) {
+		return nil
+	}
+	msg := mail.Message{Kind: kind, JobID: job.ID, To: customerEmail(job), Seq: in.Seq, Data: a.mailData(job, in.PageURL)}
+	if err := a.Mailer.Send(ctx, msg); err != nil {
+		if mail.Permanent(err) {
+			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotificationRejected, err)
+		}
+		return err
+	}
+	return a.Store.RecordNotification(ctx, in.JobID, key)
+}
+
+// customerEmail prefers the address the customer gave Stripe.
+func customerEmail(j store.Job) string {
+	if j.CustomerEmail != nil {
+		return *j.CustomerEmail
+	}
+	if j.Email != nil {
+		return *j.Email
+	}
+	return ""
+}
+
+func (a *Activities) mailData(j store.Job, pageURL string) mail.MessageData {
+	d := mail.MessageData{
+		JobURL:       pageURL,
+		Resolution:   string(j.Resolution),
+		OutputWidth:  j.OutputWidth,
+		OutputHeight: j.OutputHeight,
+		AmountCents:  j.PriceCents,
+		Currency:     j.Currency,
+		SiteName:     a.SiteName,
+	}
+	if j.AmountPaidCents != nil {
+		d.AmountCents = *j.AmountPaidCents
+	}
+	if j.RefundAmountCents != nil && j.RefundedAt != nil {
+		d.AmountCents = *j.RefundAmountCents
+	}
+	if j.DownloadToken != nil && token.IsAlnum(*j.DownloadToken, DownloadTokenLength) {
+		d.DownloadURL = a.PublicBaseURL + "/v1/downloads/" + *j.DownloadToken
+	}
+	if j.DownloadExpiresAt != nil {
+		d.ExpiresAt = *j.DownloadExpiresAt
+	}
+	if j.FailureReason != nil {
+		d.Reason = *j.FailureReason
+	}
+	return d
+}
+
+// DeliverEventInput names one integration event about a job.
+type DeliverEventInput struct {
+	JobID   string
+	Type    string // one of the jobs.Hook* values
+	Attempt int
+	At      time.Time // when it happened (workflow time), so retries send the same event
+}
+
+// DeliverEvent POSTs the event to every configured endpoint that has not
+// acknowledged it yet. Its ID is stable per job, type and attempt, so
+// receivers can deduplicate what at-least-once delivery repeats.
+func (a *Activities) DeliverEvent(ctx context.Context, in DeliverEventInput) error {
+	if !a.Events.Enabled() {
+		return nil
+	}
+	job, err := a.Store.Get(ctx, in.JobID)
+	if err != nil {
+		return storeErr(err)
+	}
+	e := events.New(events.Type(in.Type), job.ID, in.Attempt, in.At, eventData(job))
+	var errs []error
+	retry := false
+	for _, url := range a.Events.URLs() {
+		key := fmt.Sprintf("event:%s:%d:%s", in.Type, in.Attempt, url)
+		if sent, err := a.Store.Notified(ctx, in.JobID, key); err != nil {
+			return err
+		} else if sent {
+			continue
+		}
+		if err := a.Events.Deliver(ctx, url, e); err != nil {
+			errs = append(errs, err)
+			retry = retry || events.Retryable(err)
+			continue
+		}
+		if err := a.Store.RecordNotification(ctx, in.JobID, key); err != nil {
+			return err
+		}
+	}
+	switch err := errors.Join(errs...); {
+	case err == nil:
+		return nil
+	case retry:
+		return err
+	default:
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotificationRejected, err)
+	}
+}
+
+func eventData(j store.Job) events.Data {
+	d := events.Data{
+		Status: string(j.Status), Resolution: string(j.Resolution),
+		PriceCents: j.PriceCents, Currency: j.Currency,
+	}
+	if j.AmountPaidCents != nil {
+		d.AmountPaidCents = *j.AmountPaidCents
+	}
+	if j.PaymentIntentID != nil {
+		d.PaymentIntentID = *j.PaymentIntentID
+	}
+	if j.Status == jobs.StatusCompleted {
+		d.DownloadExpiresAt = j.DownloadExpiresAt
+	}
+	if j.FailureReason != nil {
+		d.FailureReason = *j.FailureReason
+	}
+	if j.RefundAmountCents != nil {
+		d.RefundedCents = *j.RefundAmountCents
+	}
+	return d
+}
+
+// SetDownloadInput moves a completed job's download expiry.
+type SetDownloadInput struct {
+	JobID     string
+	ExpiresAt time.Time
+	NewToken  bool // issue a fresh token; the old link stops working
+	Cause     string
+}
+
+// SetDownload records a new expiry, and a fresh token if asked.
+func (a *Activities) SetDownload(ctx context.Context, in SetDownloadInput) error {
+	tok := ""
+	if in.NewToken {
+		tok = token.Alnum(DownloadTokenLength)
+	}
+	return storeErr(a.Store.SetDownload(ctx, in.JobID, tok, in.ExpiresAt, in.Cause))
+}

@@ -1,0 +1,113 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"hires/activities"
+	"hires/internal/jobs"
+)
+
+// notificationsVersion marks the workflow change that added emails and
+// integration events: histories recorded before it replay without them.
+const notificationsVersion = "notifications"
+
+// notify sends an email and/or an integration event about the job, in the
+// background: the job does not wait for them, but the workflow does not end
+// before they are delivered (see flush). Each activity is idempotent per
+// job, message and attempt, so retries and replays deliver once.
+func (w *job) notify(ctx workflow.Context, email, hook string) {
+	if w.notifyV == workflow.DefaultVersion {
+		return
+	}
+	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: 24 * time.Hour, // then it is given up, and logged
+		RetryPolicy:            backoff(time.Second, 10*time.Minute, activities.ErrTypeNotificationRejected),
+	})
+	if email != "" {
+		w.pending = append(w.pending, workflow.ExecuteActivity(nctx, a.SendEmail, activities.SendEmailInput{
+			JobID: w.in.JobID, Kind: email, Seq: w.resends, PageURL: w.pageURL(),
+		}))
+	}
+	if hook != "" {
+		w.pending = append(w.pending, workflow.ExecuteActivity(nctx, a.DeliverEvent, activities.DeliverEventInput{
+			JobID: w.in.JobID, Type: hook, Attempt: w.state.Attempt, At: workflow.Now(ctx),
+		}))
+	}
+}
+
+// flush waits for the notifications still in flight.
+func (w *job) flush(ctx workflow.Context) {
+	for _, f := range w.pending {
+		if err := f.Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("Notification not delivered", "error", err)
+		}
+	}
+	w.pending = nil
+}
+
+// pageURL is the customer's status page (the Checkout return URL).
+func (w *job) pageURL() string { return w.in.SuccessURL }
+
+// awaitDownloadExpiry sleeps until the link expires, reminding the customer
+// ReminderLead before (if they have not downloaded yet). Admin updates can
+// move the expiry; the timers follow.
+func (w *job) awaitDownloadExpiry(ctx workflow.Context) error {
+	lead := w.in.Timeouts.ReminderLead
+	for {
+		expiry := w.state.DownloadExpiry
+		wake, reminding := expiry, false
+		if !w.reminded && lead > 0 && workflow.Now(ctx).Before(expiry.Add(-lead)) {
+			wake, reminding = expiry.Add(-lead), true
+		}
+		w.expiryMoved = false
+		moved, err := workflow.AwaitWithOptions(ctx,
+			workflow.AwaitOptions{Timeout: max(wake.Sub(workflow.Now(ctx)), 0), TimerOptions: workflow.TimerOptions{Summary: "download expiry"}},
+			func() bool { return w.expiryMoved })
+		switch {
+		case err != nil:
+			return err
+		case moved:
+			continue
+		case reminding:
+			w.reminded = true
+			w.notify(ctx, jobs.EmailExpiringSoon, "")
+			continue
+		}
+		return nil
+	}
+}
+
+// setDownload is the handler of both download updates: a new expiry (and
+// token), recorded, the timers moved, the link emailed again.
+func (w *job) setDownload(ctx workflow.Context, newToken bool, r jobs.DownloadRequest) (jobs.DownloadInfo, error) {
+	expires := workflow.Now(ctx).Add(w.in.Timeouts.DownloadTTL)
+	cause := "admin_resend"
+	if newToken {
+		cause = "admin_new_token"
+	}
+	if r.RequestedBy != "" {
+		cause += ":" + r.RequestedBy
+	}
+	err := workflow.ExecuteActivity(dbOptions(ctx), a.SetDownload, activities.SetDownloadInput{
+		JobID: w.in.JobID, ExpiresAt: expires, NewToken: newToken, Cause: cause,
+	}).Get(ctx, nil)
+	if err != nil {
+		return jobs.DownloadInfo{}, err
+	}
+	w.state.DownloadExpiry, w.expiryMoved, w.reminded = expires, true, false
+	w.resends++
+	w.notify(ctx, jobs.EmailImageReady, "")
+	return jobs.DownloadInfo{ExpiresAt: expires}, nil
+}
+
+// validateDownloadUpdate accepts the download updates only while the job
+// is delivered and its file still kept.
+func (w *job) validateDownloadUpdate(jobs.DownloadRequest) error {
+	if w.state.Status != jobs.StatusCompleted || w.cleanedUp {
+		return errNotDownloadable
+	}
+	return nil
+}

@@ -14,15 +14,22 @@ import (
 // is not made safe with workflow.GetVersion fails here, before it can break
 // jobs that are sleeping in production.
 func TestReplayRecordedHistories(t *testing.T) {
+	// testdata/*.json were recorded before notifications existed (version
+	// DefaultVersion of "notifications"); testdata/v1/ after.
 	files, err := filepath.Glob("testdata/*.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 4 {
+	newer, err := filepath.Glob("testdata/v1/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, newer...)
+	if len(files) < 16 {
 		t.Fatalf("want the recorded histories in testdata, found %d", len(files))
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
+		t.Run(f, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			hiresworker.RegisterWorkflows(r)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {

@@ -113,14 +113,16 @@ The stack is up (Ctrl-C stops it):
   stripe-mock          %s
   Upsampler stand-in   %s
   Sample images        %s   (e.g. %s)
+  Mail inbox           %s
 
 Create a job:
   curl -s -X POST %s/v1/jobs -H 'Content-Type: application/json' \
     -d '{"image_url":"%s","resolution":"4x","email":"you@example.com","image_width":640,"image_height":480}'
-Pay for it (sends a signed checkout.session.completed):
+Then open the checkout_url's job page (http://127.0.0.1:8080/jobs/<id>?token=<access_token>)
+and press "Pay (simulated)", or pay from a shell (sends a signed checkout.session.completed):
   make pay JOB=<id>
 `, s.APIURL, s.TemporalAddress, orNone(s.TemporalUIURL), s.StripeURL, orNone(s.UpsamplerURL),
-		orNone(s.SamplesURL), s.SampleImageURL(640, 480), s.APIURL, s.SampleImageURL(640, 480))
+		orNone(s.SamplesURL), s.SampleImageURL(640, 480), orNone(s.MailWebURL), s.APIURL, s.SampleImageURL(640, 480))
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(os.Stderr, "Stopping...")

@@ -119,6 +119,8 @@ func TestDeliveredJobEmailsAndEvents(t *testing.T) {
 	for _, e := range got {
 		require.Equal(t, 2, hooks.attemptsOf(e.ID), "refused once, then accepted once")
 	}
+	requireClosedEventually(t, created.ID, downloadTTL+20*time.Second)
+	recordHistory(t, created.ID, "paid_reminded_expired")
 }
 
 func TestFailedJobEmailsTheRefund(t *testing.T) {
@@ -168,6 +170,9 @@ func TestAdminResendAndNewToken(t *testing.T) {
 		customer, _ = mailsOf(t, created.ID)
 	}
 	require.Len(t, customer[jobs.EmailImageReady], 3, "delivered, resent, re-issued")
+
+	requireClosedEventually(t, created.ID, 2*downloadTTL+20*time.Second)
+	recordHistory(t, created.ID, "download_resent_reissued")
 
 	// A job that is not delivered refuses both, with 409.
 	other, _ := newJob(t, 200, 200, "4x", "")

@@ -118,8 +118,8 @@ The stack is up (Ctrl-C stops it):
 Create a job:
   curl -s -X POST %s/v1/jobs -H 'Content-Type: application/json' \
     -d '{"image_url":"%s","resolution":"4x","email":"you@example.com","image_width":640,"image_height":480}'
-Then open the checkout_url's job page (http://127.0.0.1:8080/jobs/<id>?token=<access_token>)
-and press "Pay (simulated)", or pay from a shell (sends a signed checkout.session.completed):
+Open the customer's page, http://127.0.0.1:8080/jobs/<id>?token=<access_token>, and press
+"Pay (simulated)"; or pay from a shell (sends a signed checkout.session.completed):
   make pay JOB=<id>
 `, s.APIURL, s.TemporalAddress, orNone(s.TemporalUIURL), s.StripeURL, orNone(s.UpsamplerURL),
 		orNone(s.SamplesURL), s.SampleImageURL(640, 480), orNone(s.MailWebURL), s.APIURL, s.SampleImageURL(640, 480))

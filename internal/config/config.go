@@ -68,6 +68,17 @@ type Config struct {
 	AdminEmail         string        `env:"ADMIN_EMAIL"`
 	ExpiryReminderLead time.Duration `env:"EXPIRY_REMINDER_LEAD" envDefault:"2h"`
 
+	// The worker's own HTTP server: /metrics, /healthz, /readyz.
+	WorkerHTTPAddr string `env:"WORKER_HTTP_ADDR" envDefault:"127.0.0.1:9090"`
+
+	// Result files go to S3-compatible object storage when S3_BUCKET is set,
+	// to DATA_DIR otherwise.
+	S3Endpoint        string `env:"S3_ENDPOINT"`
+	S3Bucket          string `env:"S3_BUCKET"`
+	S3Region          string `env:"S3_REGION" envDefault:"us-east-1"`
+	S3AccessKeyID     string `env:"S3_ACCESS_KEY_ID"`
+	S3SecretAccessKey string `env:"S3_SECRET_ACCESS_KEY"`
+
 	// Integration events, POSTed by the worker to each URL, signed with the secret.
 	EventWebhookURLs   []string `env:"EVENT_WEBHOOK_URLS" envSeparator:","`
 	EventWebhookSecret string   `env:"EVENT_WEBHOOK_SECRET"`

@@ -29,7 +29,7 @@ func TestWorkerKilledMidProcessingEndsEachJobOnce(t *testing.T) {
 	}
 	worker.kill(syscall.SIGKILL)
 	time.Sleep(time.Second) // no worker at all for a moment
-	w, err := startWorker(logFile())
+	w, err := startWorker(appLogFile())
 	require.NoError(t, err)
 	worker = w
 

@@ -45,6 +45,9 @@ var (
 	stripe   *stripetest.Recorder
 	temporal client.Client
 	logPath  string
+	// appLogPath holds the API's and the worker's own logs (JSON), apart
+	// from the other components' output, so that tests can read them.
+	appLogPath string
 )
 
 func TestMain(m *testing.M) {
@@ -63,6 +66,12 @@ func run(m *testing.M) int {
 		panic(err)
 	}
 	defer logFile.Close()
+	appLogPath = filepath.Join(dir, "app.log")
+	appLog, err := os.OpenFile(appLogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		panic(err)
+	}
+	defer appLog.Close()
 
 	hooks = newReceiver()
 	defer hooks.srv.Close()
@@ -86,7 +95,7 @@ func run(m *testing.M) int {
 		DataDir:        filepath.Join(dir, "data"),
 		NoWorker:       true, // the worker runs as its own process, so tests can kill it
 		Output:         logFile,
-		Logger:         newLogger(logFile),
+		Logger:         newLogger(appLog),
 		UpsamplerDelay: 300 * time.Millisecond,
 		WrapStripe: func(upstream string) string {
 			stripe = stripetest.NewRecorder(upstream)
@@ -105,7 +114,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	w, err := startWorker(logFile)
+	w, err := startWorker(appLog)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -126,7 +135,7 @@ func run(m *testing.M) int {
 	return code
 }
 
-// logFile opens the stack log for another writer (a restarted worker).
+// logFile opens the stack log for another writer (the browser).
 func logFile() io.Writer {
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -135,12 +144,23 @@ func logFile() io.Writer {
 	return f
 }
 
-func dumpLog() {
-	b, _ := os.ReadFile(logPath)
-	if len(b) > 20000 {
-		b = b[len(b)-20000:]
+// appLogFile opens the app log for another writer (a restarted worker).
+func appLogFile() io.Writer {
+	f, err := os.OpenFile(appLogPath, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return io.Discard
 	}
-	fmt.Fprintf(os.Stderr, "---- stack log (tail) ----\n%s\n", b)
+	return f
+}
+
+func dumpLog() {
+	for _, p := range []string{logPath, appLogPath} {
+		b, _ := os.ReadFile(p)
+		if len(b) > 20000 {
+			b = b[len(b)-20000:]
+		}
+		fmt.Fprintf(os.Stderr, "---- %s (tail) ----\n%s\n", filepath.Base(p), b)
+	}
 }
 
 // call sends a JSON request and decodes the JSON answer into out (if not nil).
@@ -204,6 +224,9 @@ func newJob(t *testing.T, w, h int, res string, idemKey string) (api.CreateJobRe
 		ImageURL: stack.SampleImageURL(w, h), Resolution: res, Email: "buyer@example.com",
 		PostID: 42, ImageWidth: w, ImageHeight: h,
 	}, hdr, &out)
+	if out.AccessToken != "" {
+		accessTokens.Store(out.AccessToken, true)
+	}
 	return out, status
 }
 

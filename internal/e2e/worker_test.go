@@ -34,6 +34,7 @@ func startWorker(logs io.Writer) (*workerProcess, error) {
 	for k, v := range stack.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	cmd.Env = append(cmd.Env, "LOG_FORMAT=json")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the tests
 	if err := cmd.Start(); err != nil {

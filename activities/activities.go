@@ -13,6 +13,7 @@ import (
 
 	"hires/internal/events"
 	"hires/internal/mail"
+	"hires/internal/metrics"
 	"hires/internal/payments"
 	"hires/internal/storage"
 	"hires/internal/store"
@@ -38,7 +39,7 @@ type Activities struct {
 	Store     *store.Store
 	Payments  Payments
 	Upsampler Upsampler
-	Files     *storage.Local
+	Files     storage.Store
 	// ResultClient downloads Upsampler's output; it only reaches allowed hosts.
 	ResultClient   *http.Client
 	MaxResultBytes int64
@@ -52,6 +53,8 @@ type Activities struct {
 	Events *events.Sender
 	// SiteName signs the emails.
 	SiteName string
+	// Metrics records business metrics; nil records nothing.
+	Metrics *metrics.Business
 }
 
 // Non-retryable error types. The workflow maps them to failure reasons.

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"hires/internal/jobs"
+	"hires/internal/metrics"
 	"hires/internal/payments"
 	"hires/internal/store"
 )
@@ -106,7 +107,11 @@ type RecordPaymentInput struct {
 
 // RecordPayment moves the job to pending with its payment details.
 func (a *Activities) RecordPayment(ctx context.Context, in RecordPaymentInput) error {
-	return storeErr(a.Store.MarkPaid(ctx, in.record()))
+	if err := a.Store.MarkPaid(ctx, in.record()); err != nil {
+		return storeErr(err)
+	}
+	a.Metrics.Paid(in.Payment.AmountCents)
+	return nil
 }
 
 func (in RecordPaymentInput) record() store.Payment {
@@ -129,7 +134,11 @@ type RecordAbandonedInput struct {
 
 // RecordAbandoned marks the job abandoned.
 func (a *Activities) RecordAbandoned(ctx context.Context, in RecordAbandonedInput) error {
-	return storeErr(a.Store.MarkAbandoned(ctx, in.JobID, in.Cause, in.PaymentStatus))
+	if err := a.Store.MarkAbandoned(ctx, in.JobID, in.Cause, in.PaymentStatus); err != nil {
+		return storeErr(err)
+	}
+	a.Metrics.JobFinished(metrics.JobAbandoned)
+	return nil
 }
 
 // FailJobInput ends a job that cannot be delivered.
@@ -141,5 +150,9 @@ type FailJobInput struct {
 
 // FailJob marks the job failed with its reason.
 func (a *Activities) FailJob(ctx context.Context, in FailJobInput) error {
-	return storeErr(a.Store.MarkFailed(ctx, in.JobID, in.Reason, in.Detail))
+	if err := a.Store.MarkFailed(ctx, in.JobID, in.Reason, in.Detail); err != nil {
+		return storeErr(err)
+	}
+	a.Metrics.JobFinished(metrics.JobFailed)
+	return nil
 }

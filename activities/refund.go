@@ -42,6 +42,7 @@ func (a *Activities) RefundPayment(ctx context.Context, in RefundInput) (RefundR
 	}); err != nil {
 		return RefundResult{}, storeErr(err)
 	}
+	a.Metrics.Refunded(r.AmountCents)
 	return RefundResult{RefundID: r.ID, AmountCents: r.AmountCents, Status: r.Status}, nil
 }
 
@@ -60,7 +61,11 @@ func (a *Activities) MarkRefundFailed(ctx context.Context, in MarkRefundFailedIn
 // RecordLatePayment records a payment that arrived after the job was
 // abandoned, before it is refunded.
 func (a *Activities) RecordLatePayment(ctx context.Context, in RecordPaymentInput) error {
-	return storeErr(a.Store.RecordLatePayment(ctx, in.record()))
+	if err := a.Store.RecordLatePayment(ctx, in.record()); err != nil {
+		return storeErr(err)
+	}
+	a.Metrics.Paid(in.Payment.AmountCents) // money received, refunded next
+	return nil
 }
 
 // MarkRetryingInput starts another attempt at a failed job.

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	_ "golang.org/x/image/webp"
 
+	"hires/internal/metrics"
 	"hires/internal/store"
 	"hires/internal/token"
 	"hires/internal/urlguard"
@@ -83,21 +84,21 @@ func (a *Activities) StoreResult(ctx context.Context, in StoreResultInput) (Stor
 	}
 	key := fmt.Sprintf("results/%s.%s", in.JobID, ext)
 	limited := &io.LimitedReader{R: body, N: a.MaxResultBytes + 1}
-	w, err := a.Files.Put(key, limited)
+	w, err := a.Files.Put(ctx, key, limited)
 	if err != nil {
 		return StoredResult{}, fmt.Errorf("store result: %w", err)
 	}
 	if w.Bytes > a.MaxResultBytes {
-		a.Files.Delete(key) //nolint:errcheck // best effort; the job fails either way
+		a.Files.Delete(ctx, key) //nolint:errcheck // best effort; the job fails either way
 		return StoredResult{}, invalid("result is over the %d byte limit", a.MaxResultBytes)
 	}
-	width, height, err := a.check(key, contentType)
+	width, height, err := a.check(ctx, key, contentType)
 	if err != nil {
-		a.Files.Delete(key) //nolint:errcheck
+		a.Files.Delete(ctx, key) //nolint:errcheck
 		return StoredResult{}, invalid("result does not decode as %s: %v", contentType, err)
 	}
 	if !near(width, in.ExpectedWidth) || !near(height, in.ExpectedHeight) {
-		a.Files.Delete(key) //nolint:errcheck
+		a.Files.Delete(ctx, key) //nolint:errcheck
 		return StoredResult{}, invalid("result is %dx%d, expected %dx%d", width, height, in.ExpectedWidth, in.ExpectedHeight)
 	}
 	return StoredResult{Key: key, ContentType: contentType, Bytes: w.Bytes, SHA256: w.SHA256, Width: width, Height: height}, nil
@@ -106,8 +107,8 @@ func (a *Activities) StoreResult(ctx context.Context, in StoreResultInput) (Stor
 // check reads the stored file's dimensions and makes sure it is whole: a
 // cut-off download has a valid header but no end. Decoding every pixel of an
 // 8x output would take gigabytes, so the format's end marker is checked instead.
-func (a *Activities) check(key, contentType string) (int, int, error) {
-	f, err := a.Files.Open(key)
+func (a *Activities) check(ctx context.Context, key, contentType string) (int, int, error) {
+	f, err := a.Files.Open(ctx, key)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -116,11 +117,7 @@ func (a *Activities) check(key, contentType string) (int, int, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	info, err := f.Stat()
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := imageComplete(f, contentType, info.Size()); err != nil {
+	if err := imageComplete(f, contentType, f.Size()); err != nil {
 		return 0, 0, err
 	}
 	return cfg.Width, cfg.Height, nil
@@ -198,7 +195,7 @@ type CompleteJobInput struct {
 // CompleteJob issues the download token and marks the job completed. The
 // token never enters workflow history; a retry keeps the first token.
 func (a *Activities) CompleteJob(ctx context.Context, in CompleteJobInput) error {
-	return storeErr(a.Store.MarkCompleted(ctx, store.Completion{
+	err := storeErr(a.Store.MarkCompleted(ctx, store.Completion{
 		JobID:             in.JobID,
 		UpsamplerJobID:    in.UpsamplerJobID,
 		UpsamplerCredits:  in.CreditCost,
@@ -211,6 +208,11 @@ func (a *Activities) CompleteJob(ctx context.Context, in CompleteJobInput) error
 		DownloadToken:     token.Alnum(DownloadTokenLength),
 		DownloadExpiresAt: in.ExpiresAt,
 	}))
+	if err == nil {
+		a.Metrics.JobFinished(metrics.JobCompleted)
+		a.Metrics.UpsamplerCredits(in.CreditCost)
+	}
+	return err
 }
 
 // ExpireDownloadInput names the job whose link expired.
@@ -225,7 +227,7 @@ func (a *Activities) ExpireDownload(ctx context.Context, in ExpireDownloadInput)
 		return storeErr(err)
 	}
 	if job.ResultKey != nil {
-		if err := a.Files.Delete(*job.ResultKey); err != nil {
+		if err := a.Files.Delete(ctx, *job.ResultKey); err != nil {
 			return err
 		}
 	}

@@ -296,7 +296,7 @@ func TestStoreResult(t *testing.T) {
 				got, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(key)))
 				require.NoError(t, err)
 				assert.True(t, bytes.Equal(tt.body, got), "stored bytes differ from the served ones")
-				f, err := acts.Files.Open(key)
+				f, err := acts.Files.Open(t.Context(), key)
 				require.NoError(t, err)
 				f.Close()
 				return

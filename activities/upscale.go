@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
+	"hires/internal/metrics"
 	"hires/internal/upsampler"
 )
 
@@ -40,11 +42,13 @@ func (a *Activities) SubmitUpscale(ctx context.Context, in SubmitUpscaleInput) (
 		// This attempt was submitted already (a retry after a crash): never submit twice.
 		return a.CheckUpscale(ctx, CheckUpscaleInput{UpsamplerJobID: *job.UpsamplerJobID})
 	}
+	start := time.Now()
 	j, err := a.Upsampler.Submit(ctx, upsampler.SubmitRequest{
 		ImageURL:      in.ImageURL,
 		UpscaleFactor: float64(in.Factor),
 		WebhookURL:    a.callbackURL(in.JobID, job.CallbackSecret),
 	})
+	a.Metrics.UpsamplerRequest(metrics.UpsamplerSubmit, time.Since(start))
 	if err != nil {
 		return UpscaleStatus{}, upsamplerErr(err, ErrTypeUpsamplerRejected)
 	}
@@ -79,7 +83,9 @@ type CheckUpscaleInput struct {
 // CheckUpscale asks Upsampler for the job's status with our API key: the
 // only source the workflow trusts.
 func (a *Activities) CheckUpscale(ctx context.Context, in CheckUpscaleInput) (UpscaleStatus, error) {
+	start := time.Now()
 	j, err := a.Upsampler.Status(ctx, in.UpsamplerJobID)
+	a.Metrics.UpsamplerRequest(metrics.UpsamplerStatus, time.Since(start))
 	if err != nil {
 		return UpscaleStatus{}, upsamplerErr(err, ErrTypeUpsamplerUnknown)
 	}

@@ -343,15 +343,11 @@ func (s *Server) download(c echo.Context) error {
 	if job.Status != jobs.StatusCompleted || job.ResultKey == nil {
 		return errNotFound
 	}
-	f, err := s.files.Open(*job.ResultKey)
+	f, err := s.files.Open(c.Request().Context(), *job.ResultKey)
 	if err != nil {
 		return fmt.Errorf("open result of job %s: %w", job.ID, err)
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	name := fmt.Sprintf("hires-%s-%s%s", job.ID[:8], job.Resolution, extOf(*job.ResultKey))
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentDisposition, fmt.Sprintf("attachment; filename=%q", name))
@@ -367,7 +363,7 @@ func (s *Server) download(c echo.Context) error {
 		}
 	}
 	// ServeContent answers Range and conditional requests.
-	http.ServeContent(c.Response(), c.Request(), name, info.ModTime(), f)
+	http.ServeContent(c.Response(), c.Request(), name, f.ModTime(), f)
 	return nil
 }
 

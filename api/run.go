@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"hires/internal/config"
+	"hires/internal/metrics"
 	"hires/internal/storage"
 	"hires/internal/store"
 	"hires/internal/temporalclient"
@@ -18,21 +19,29 @@ import (
 // Run applies migrations, connects, and serves the API on cfg.HTTPAddr
 // until ctx ends, then drains in-flight requests.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	reg := metrics.New(logger)
+	defer reg.Close()
+	ready := metrics.NewReadiness(logger)
+	migrated := ready.Flag("migrations")
 	st, err := store.OpenMigrated(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	files, err := storage.NewLocal(cfg.DataDir)
+	migrated.Set(true)
+	ready.Check("database", st.Ping)
+	files, err := storage.FromConfig(cfg)
 	if err != nil {
 		return err
 	}
-	tc, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	tc, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger,
+		temporalclient.WithMetrics(reg.Temporal()))
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	e, err := New(Deps{Config: cfg, Store: st, Temporal: tc, Files: files, Logger: logger})
+	ready.Check("temporal", metrics.TemporalCheck(tc))
+	e, err := New(Deps{Config: cfg, Store: st, Temporal: tc, Files: files, Logger: logger, Metrics: reg, Ready: ready})
 	if err != nil {
 		return err
 	}

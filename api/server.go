@@ -16,6 +16,7 @@ import (
 
 	"hires/internal/config"
 	"hires/internal/jobs"
+	"hires/internal/metrics"
 	"hires/internal/storage"
 	"hires/internal/store"
 	"hires/internal/urlguard"
@@ -26,10 +27,15 @@ type Deps struct {
 	Config   config.Config
 	Store    *store.Store
 	Temporal client.Client
-	Files    *storage.Local
+	Files    storage.Store
 	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics is the process's registry, served on /metrics; nil means a
+	// registry of this server's own.
+	Metrics *metrics.Registry
+	// Ready answers /readyz; nil means checks of Store and Temporal only.
+	Ready *metrics.Readiness
 }
 
 // Server serves the API.
@@ -37,10 +43,11 @@ type Server struct {
 	cfg      config.Config
 	store    *store.Store
 	temporal client.Client
-	files    *storage.Local
+	files    storage.Store
 	sources  *urlguard.Policy
 	log      *slog.Logger
 	now      func() time.Time
+	webhooks *metrics.Webhooks
 }
 
 // New builds the Echo application.
@@ -59,11 +66,25 @@ func New(d Deps) (*echo.Echo, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.New(s.log)
+	}
+	if d.Ready == nil {
+		d.Ready = metrics.NewReadiness(s.log)
+		if d.Store != nil {
+			d.Ready.Check("database", d.Store.Ping)
+		}
+		if d.Temporal != nil {
+			d.Ready.Check("temporal", metrics.TemporalCheck(d.Temporal))
+		}
+	}
+	s.webhooks = d.Metrics.Webhooks()
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(middleware.Recover(), middleware.RequestID(), s.requestLog)
+	e.IPExtractor = s.clientIP()
+	e.Use(d.Metrics.HTTP().Middleware(), middleware.Recover(), middleware.RequestID(), s.requestLog, s.cors())
 
 	e.GET("/jobs/:id", s.jobPage)
 	e.GET("/assets/:name", s.asset)
@@ -72,16 +93,19 @@ func New(d Deps) (*echo.Echo, error) {
 		e.POST("/dev/jobs/:id/pay", s.devPay)
 	}
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", echo.WrapHandler(d.Ready))
+	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
 
 	v1 := e.Group("/v1")
-	v1.POST("/jobs", s.createJob, middleware.BodyLimit("16K"))
-	v1.GET("/jobs/:id", s.getJob)
-	v1.GET("/downloads/:token", s.download)
-	v1.HEAD("/downloads/:token", s.download)
-	v1.POST("/webhooks/stripe", s.stripeWebhook, middleware.BodyLimit("64K"))
-	v1.POST("/webhooks/upsampler/:id/:secret", s.upsamplerWebhook, middleware.BodyLimit("1M"))
+	v1.POST("/jobs", s.createJob, perMinute(s.cfg.RateLimitCreate), timeout(45*time.Second), middleware.BodyLimit("16K"))
+	v1.GET("/jobs/:id", s.getJob, timeout(10*time.Second))
+	downloads := perMinute(s.cfg.RateLimitDownload) // downloads stream: no handler timeout
+	v1.GET("/downloads/:token", s.download, downloads)
+	v1.HEAD("/downloads/:token", s.download, downloads)
+	v1.POST("/webhooks/stripe", s.stripeWebhook, timeout(20*time.Second), middleware.BodyLimit("64K"))
+	v1.POST("/webhooks/upsampler/:id/:secret", s.upsamplerWebhook, timeout(20*time.Second), middleware.BodyLimit("1M"))
 
-	admin := v1.Group("/admin", s.requireAdmin)
+	admin := v1.Group("/admin", s.requireAdmin, timeout(45*time.Second))
 	admin.GET("/jobs", s.listJobs)
 	admin.GET("/jobs/:id", s.adminGetJob)
 	admin.GET("/jobs/:id/events", s.jobEvents)

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"hires/internal/jobs"
+	"hires/internal/metrics"
 	"hires/internal/payments"
 	"hires/internal/store"
 	"hires/internal/upsampler"
@@ -39,6 +40,7 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 	ev, err := payments.ParseEvent(body, c.Request().Header.Get("Stripe-Signature"), s.cfg.StripeWebhookSecret)
 	if err != nil {
 		s.log.WarnContext(c.Request().Context(), "stripe webhook rejected", "error", err)
+		s.webhooks.VerificationFailed(metrics.SourceStripe)
 		return fail(http.StatusBadRequest, "invalid_event", err.Error())
 	}
 	ctx := c.Request().Context()
@@ -110,17 +112,20 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 func (s *Server) upsamplerWebhook(c echo.Context) error {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
+		s.webhooks.VerificationFailed(metrics.SourceUpsampler)
 		return errNotFound
 	}
 	ctx := c.Request().Context()
 	job, err := s.store.Get(ctx, id.String())
 	if errors.Is(err, store.ErrNotFound) {
+		s.webhooks.VerificationFailed(metrics.SourceUpsampler)
 		return errNotFound
 	}
 	if err != nil {
 		return err
 	}
 	if subtle.ConstantTimeCompare([]byte(c.Param("secret")), []byte(job.CallbackSecret)) != 1 {
+		s.webhooks.VerificationFailed(metrics.SourceUpsampler)
 		return errNotFound
 	}
 	body, err := io.ReadAll(c.Request().Body)

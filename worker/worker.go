@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -21,6 +23,7 @@ import (
 	"hires/internal/events"
 	"hires/internal/jobs"
 	"hires/internal/mail"
+	"hires/internal/metrics"
 	"hires/internal/payments"
 	"hires/internal/storage"
 	"hires/internal/store"
@@ -56,7 +59,7 @@ func NewActivities(cfg config.Config, st *store.Store) (*activities.Activities, 
 	if err != nil {
 		return nil, err
 	}
-	files, err := storage.NewLocal(cfg.DataDir)
+	files, err := storage.FromConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -90,22 +93,39 @@ func NewActivities(cfg config.Config, st *store.Store) (*activities.Activities, 
 }
 
 // Run applies migrations, connects, and runs the worker until ctx ends.
+// Its HTTP server on cfg.WorkerHTTPAddr (/metrics, /healthz, /readyz)
+// starts first, so start-up shows as not ready, and stops last.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	reg := metrics.New(logger)
+	defer reg.Close()
+	ready := metrics.NewReadiness(logger)
+	migrated, polling := ready.Flag("migrations"), ready.Flag("worker")
+	srv, err := startHTTP(cfg.WorkerHTTPAddr, reg, ready, logger)
+	if err != nil {
+		return err
+	}
+	defer srv.shutdown()
+
 	st, err := store.OpenMigrated(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	c, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	migrated.Set(true)
+	ready.Check("database", st.Ping)
+	c, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger,
+		temporalclient.WithMetrics(reg.Temporal()))
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	ready.Check("temporal", metrics.TemporalCheck(c))
 	acts, err := NewActivities(cfg, st)
 	if err != nil {
 		return err
 	}
 	acts.Temporal = c
+	acts.Metrics = reg.Business()
 	if err := EnsureReconcileSchedule(ctx, c, cfg.ReconcileInterval, cfg.ReconcileGrace); err != nil {
 		return err
 	}
@@ -113,10 +133,57 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}
+	polling.Set(true)
 	logger.Info("worker started", "task_queue", jobs.TaskQueue, "temporal", cfg.TemporalAddress)
-	<-ctx.Done()
-	w.Stop() // stops polling and waits for running activities
-	return nil
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srv.errc:
+		runErr = fmt.Errorf("worker: http server: %w", err)
+	}
+	polling.Set(false) // not ready while draining
+	w.Stop()           // stops polling and waits for running activities
+	srv.shutdown()
+	return runErr
+}
+
+// httpServer is the worker's own HTTP server.
+type httpServer struct {
+	srv  *http.Server
+	errc chan error
+	once sync.Once
+}
+
+// startHTTP serves /metrics, /healthz (alive) and /readyz on addr.
+func startHTTP(addr string, reg *metrics.Registry, ready *metrics.Readiness, logger *slog.Logger) (*httpServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("worker: listen on %s (WORKER_HTTP_ADDR): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", reg.Handler())
+	mux.HandleFunc("GET /healthz", metrics.Healthz)
+	mux.Handle("GET /readyz", ready)
+	s := &httpServer{
+		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
+		errc: make(chan error, 1),
+	}
+	logger.Info("worker http listening", "addr", ln.Addr().String())
+	go func() {
+		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+	}()
+	return s, nil
+}
+
+// shutdown stops the server gracefully, once.
+func (s *httpServer) shutdown() {
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.srv.Shutdown(ctx)
+	})
 }
 
 // EnsureReconcileSchedule creates the Temporal Schedule that runs the

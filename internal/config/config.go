@@ -68,6 +68,16 @@ type Config struct {
 	AdminEmail         string        `env:"ADMIN_EMAIL"`
 	ExpiryReminderLead time.Duration `env:"EXPIRY_REMINDER_LEAD" envDefault:"2h"`
 
+	// SiteOrigins may call the API from a browser (CORS), comma-separated,
+	// e.g. https://shop.example.com.
+	SiteOrigins []string `env:"SITE_ORIGINS" envSeparator:","`
+	// Per-client limits, in requests per minute, on job creation and downloads.
+	RateLimitCreate   int `env:"RATE_LIMIT_CREATE" envDefault:"30"`
+	RateLimitDownload int `env:"RATE_LIMIT_DOWNLOAD" envDefault:"120"`
+	// TrustProxyHeaders takes the client's address from X-Forwarded-For (set
+	// it only behind a proxy that sets that header), else from the connection.
+	TrustProxyHeaders bool `env:"TRUST_PROXY_HEADERS"`
+
 	// The worker's own HTTP server: /metrics, /healthz, /readyz.
 	WorkerHTTPAddr string `env:"WORKER_HTTP_ADDR" envDefault:"127.0.0.1:9090"`
 
@@ -114,6 +124,7 @@ func LoadEnv(role Role, environ map[string]string) (Config, error) {
 	c.Currency = strings.ToLower(strings.TrimSpace(c.Currency))
 	c.SourceHosts = trimAll(c.SourceHosts)
 	c.UpsamplerResultHosts = trimAll(c.UpsamplerResultHosts)
+	c.SiteOrigins = trimAll(c.SiteOrigins)
 	c.PublicBaseURL = strings.TrimRight(c.PublicBaseURL, "/")
 	c.UpsamplerBaseURL = strings.TrimRight(c.UpsamplerBaseURL, "/")
 	if err := c.Validate(role); err != nil {
@@ -159,6 +170,15 @@ func (c Config) Validate(role Role) error {
 		if c.PaymentTimeout > 24*time.Hour {
 			// A Checkout Session cannot stay open longer than 24 hours.
 			errs = append(errs, fmt.Errorf("PAYMENT_TIMEOUT must be at most 24h (Stripe's Checkout limit), got %s", c.PaymentTimeout))
+		}
+		if c.RateLimitCreate <= 0 || c.RateLimitDownload <= 0 {
+			errs = append(errs, errors.New("RATE_LIMIT_CREATE and RATE_LIMIT_DOWNLOAD must be positive"))
+		}
+		for _, o := range c.SiteOrigins {
+			if err := absoluteURL(o); err != nil || strings.Count(o, "/") != 2 {
+				errs = append(errs, fmt.Errorf("SITE_ORIGINS: want origins like https://shop.example.com, got %q", o))
+				break
+			}
 		}
 		if c.MaxOutputMegapixels <= 0 {
 			errs = append(errs, errors.New("MAX_OUTPUT_MEGAPIXELS must be positive"))

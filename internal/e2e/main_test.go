@@ -89,6 +89,8 @@ func run(m *testing.M) int {
 			"RECONCILE_INTERVAL":      "2s",
 			"RECONCILE_GRACE":         "1s",
 			"EXPIRY_REMINDER_LEAD":    reminderLead.String(),
+			"RATE_LIMIT_CREATE":       "100000", // the tests create jobs fast, from one address
+			"RATE_LIMIT_DOWNLOAD":     "100000",
 			"EVENT_WEBHOOK_URLS":      hooks.srv.URL + "/hooks",
 			"EVENT_WEBHOOK_SECRET":    eventSecret,
 		},

@@ -39,6 +39,7 @@ const (
 	PortSamples    = 8098
 	PortMailSMTP   = 1025
 	PortMailWeb    = 8025
+	PortWorkerHTTP = 9090 // the worker's /metrics, /healthz, /readyz
 )
 
 // Local secrets: fine on loopback, never in production.
@@ -78,6 +79,7 @@ type Stack struct {
 	StripeURL       string
 	UpsamplerURL    string // the stand-in's base URL, when started here
 	SamplesURL      string // the sample image host, when started here
+	WorkerHTTPURL   string // the worker's /metrics, /healthz, /readyz
 	MailWebURL      string // the mail catcher's inbox, when started here
 	// Mailpit is the mail catcher, when started here.
 	Mailpit *devstack.Mailpit
@@ -234,6 +236,14 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 		env["HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(p)
 	}
+	if !has("WORKER_HTTP_ADDR") {
+		p, err := port(PortWorkerHTTP)
+		if err != nil {
+			return nil, err
+		}
+		env["WORKER_HTTP_ADDR"] = "127.0.0.1:" + strconv.Itoa(p)
+	}
+	s.WorkerHTTPURL = "http://" + env["WORKER_HTTP_ADDR"]
 	setDefault("PUBLIC_BASE_URL", "http://"+env["HTTP_ADDR"])
 	setDefault("ADMIN_TOKEN", LocalAdminToken)
 	setDefault("DEV_PAYMENTS", "true") // the page's "Pay (simulated)" button; never in production

@@ -14,6 +14,7 @@ import (
 	"hires/internal/storage"
 	"hires/internal/store"
 	"hires/internal/temporalclient"
+	"hires/internal/tracing"
 )
 
 // Run applies migrations, connects, and serves the API on cfg.HTTPAddr
@@ -34,8 +35,18 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Setup(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer tracing.Close(stopTracing, logger) // after the client closes: flushes its last spans
+	interceptors, err := tracing.TemporalInterceptors(cfg)
+	if err != nil {
+		return err
+	}
 	tc, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger,
-		temporalclient.WithMetrics(reg.Temporal()))
+		temporalclient.WithMetrics(reg.Temporal()), temporalclient.WithInterceptors(interceptors...),
+		temporalclient.WithCloud(cfg.TemporalTLS, cfg.TemporalAPIKey))
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"hires/internal/metrics"
 	"hires/internal/storage"
 	"hires/internal/store"
+	"hires/internal/tracing"
 	"hires/internal/urlguard"
 )
 
@@ -84,7 +85,7 @@ func New(d Deps) (*echo.Echo, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.IPExtractor = s.clientIP()
-	e.Use(d.Metrics.HTTP().Middleware(), middleware.Recover(), middleware.RequestID(), s.requestLog, s.cors())
+	e.Use(d.Metrics.HTTP().Middleware(), middleware.Recover(), middleware.RequestID(), tracing.EchoMiddleware(d.Config), s.requestLog, s.cors())
 
 	e.GET("/jobs/:id", s.jobPage)
 	e.GET("/assets/:name", s.asset)
@@ -129,12 +130,17 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if status >= 500 {
 			level = slog.LevelError
 		}
-		s.log.LogAttrs(c.Request().Context(), level, "http request",
+		attrs := []slog.Attr{
 			slog.String("method", c.Request().Method),
 			slog.String("route", c.Path()),
 			slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)),
-			slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
+			slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+		}
+		if id := c.Param("id"); id != "" {
+			attrs = append(attrs, slog.String("job_id", id)) // job IDs are not secret; tokens never logged
+		}
+		s.log.LogAttrs(c.Request().Context(), level, "http request", attrs...)
 		return nil
 	}
 }

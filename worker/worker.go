@@ -28,17 +28,45 @@ import (
 	"hires/internal/storage"
 	"hires/internal/store"
 	"hires/internal/temporalclient"
+	"hires/internal/tracing"
 	"hires/internal/upsampler"
 	"hires/internal/urlguard"
 	"hires/workflows"
 )
 
 // New registers the job workflow and acts on a worker for the job task queue.
-func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
-	w := sdkworker.New(c, jobs.TaskQueue, sdkworker.Options{})
+func New(c client.Client, acts *activities.Activities, t Tuning) sdkworker.Worker {
+	if t.StickyCacheSize > 0 {
+		sdkworker.SetStickyWorkflowCacheSize(t.StickyCacheSize) // process-wide, before the first worker starts
+	}
+	w := sdkworker.New(c, jobs.TaskQueue, sdkworker.Options{
+		MaxConcurrentActivityExecutionSize:     t.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize: t.MaxConcurrentWorkflowTasks,
+		// On SIGTERM the worker stops polling and gives running activities
+		// this long to finish before they are cancelled.
+		WorkerStopTimeout: t.StopTimeout,
+	})
 	RegisterWorkflows(w)
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 	return w
+}
+
+// Tuning is the worker's capacity, from configuration (0 keeps the SDK's default).
+type Tuning struct {
+	MaxConcurrentActivities    int
+	MaxConcurrentWorkflowTasks int
+	StickyCacheSize            int
+	StopTimeout                time.Duration
+}
+
+// TuningFrom reads the worker's capacity from the configuration.
+func TuningFrom(cfg config.Config) Tuning {
+	return Tuning{
+		MaxConcurrentActivities:    cfg.WorkerMaxActivities,
+		MaxConcurrentWorkflowTasks: cfg.WorkerMaxWorkflowTasks,
+		StickyCacheSize:            cfg.WorkerStickyCacheSize,
+		StopTimeout:                cfg.WorkerStopTimeout,
+	}
 }
 
 // WorkflowRegistry is a worker or a replayer.
@@ -113,8 +141,20 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer st.Close()
 	migrated.Set(true)
 	ready.Check("database", st.Ping)
+	stopTracing, err := tracing.Setup(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	// Runs after the worker stops and the client closes: flushes their last spans.
+	defer tracing.Close(stopTracing, logger)
+	// The worker inherits the client's tracing interceptor.
+	interceptors, err := tracing.TemporalInterceptors(cfg)
+	if err != nil {
+		return err
+	}
 	c, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger,
-		temporalclient.WithMetrics(reg.Temporal()))
+		temporalclient.WithMetrics(reg.Temporal()), temporalclient.WithInterceptors(interceptors...),
+		temporalclient.WithCloud(cfg.TemporalTLS, cfg.TemporalAPIKey))
 	if err != nil {
 		return err
 	}
@@ -129,7 +169,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := EnsureReconcileSchedule(ctx, c, cfg.ReconcileInterval, cfg.ReconcileGrace); err != nil {
 		return err
 	}
-	w := New(c, acts)
+	w := New(c, acts, TuningFrom(cfg))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}

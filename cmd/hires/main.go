@@ -6,6 +6,7 @@
 //	hires dev       run the whole stack locally (make run)
 //	hires pay JOB   simulate the customer paying for a job (signed Stripe webhook)
 //	hires expire JOB   simulate the Checkout Session expiring unpaid
+//	hires check URL    exit 0 if URL answers 200 (container health checks)
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -50,6 +52,8 @@ func main() {
 		err = dev(ctx, logger)
 	case "pay", "expire":
 		err = simulate(ctx, cmd, args)
+	case "check":
+		err = check(ctx, args)
 	default:
 		usage()
 		os.Exit(2)
@@ -61,7 +65,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | expire JOB_ID")
+	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | expire JOB_ID | check URL")
 }
 
 func newLogger() *slog.Logger {
@@ -178,4 +182,27 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// check exits 0 when URL answers 200: a container health check for images
+// that have no curl (e.g. `hires check http://127.0.0.1:8080/readyz`).
+func check(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: hires check URL")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", args[0], resp.StatusCode)
+	}
+	return nil
 }

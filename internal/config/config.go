@@ -24,6 +24,9 @@ type Config struct {
 
 	TemporalAddress   string `env:"TEMPORAL_ADDRESS" envDefault:"127.0.0.1:7233"`
 	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
+	// A managed Temporal cluster: TLS, and an API key (implies TLS).
+	TemporalTLS    bool   `env:"TEMPORAL_TLS"`
+	TemporalAPIKey string `env:"TEMPORAL_API_KEY"`
 
 	StripeSecretKey     string `env:"STRIPE_SECRET_KEY"`
 	StripeWebhookSecret string `env:"STRIPE_WEBHOOK_SECRET"`
@@ -78,6 +81,13 @@ type Config struct {
 	// it only behind a proxy that sets that header), else from the connection.
 	TrustProxyHeaders bool `env:"TRUST_PROXY_HEADERS"`
 
+	// Worker capacity (0 keeps the Temporal SDK's defaults) and how long
+	// running activities may finish after SIGTERM.
+	WorkerMaxActivities    int           `env:"WORKER_MAX_CONCURRENT_ACTIVITIES"`
+	WorkerMaxWorkflowTasks int           `env:"WORKER_MAX_CONCURRENT_WORKFLOW_TASKS"`
+	WorkerStickyCacheSize  int           `env:"WORKER_STICKY_CACHE_SIZE"`
+	WorkerStopTimeout      time.Duration `env:"WORKER_STOP_TIMEOUT" envDefault:"30s"`
+
 	// The worker's own HTTP server: /metrics, /healthz, /readyz.
 	WorkerHTTPAddr string `env:"WORKER_HTTP_ADDR" envDefault:"127.0.0.1:9090"`
 
@@ -92,6 +102,15 @@ type Config struct {
 	// Integration events, POSTed by the worker to each URL, signed with the secret.
 	EventWebhookURLs   []string `env:"EVENT_WEBHOOK_URLS" envSeparator:","`
 	EventWebhookSecret string   `env:"EVENT_WEBHOOK_SECRET"`
+
+	// Tracing (OpenTelemetry), exported by OTLP/HTTP; off while both
+	// endpoints are empty. OTLPEndpoint is the collector's base URL
+	// (http://collector:4318), to which /v1/traces is appended;
+	// OTLPTracesEndpoint, if set, is the full URL and wins. ServiceName
+	// defaults per process: hires-api, hires-worker.
+	OTLPEndpoint       string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTLPTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+	ServiceName        string `env:"OTEL_SERVICE_NAME"`
 
 	// DevPayments is for local development only (`make run` and the tests
 	// turn it on; never in production): the customer's page shows a
@@ -108,6 +127,20 @@ const (
 	RoleAPI Role = iota
 	RoleWorker
 )
+
+// DefaultServiceName is the OpenTelemetry service.name of role's process
+// when OTEL_SERVICE_NAME is not set.
+func DefaultServiceName(role Role) string {
+	if role == RoleWorker {
+		return "hires-worker"
+	}
+	return "hires-api"
+}
+
+// TracingEnabled tells whether spans are exported (an OTLP endpoint is set).
+func (c Config) TracingEnabled() bool {
+	return c.OTLPEndpoint != "" || c.OTLPTracesEndpoint != ""
+}
 
 // Load reads the environment and validates it for role. The error names
 // the first offending variable and never contains a secret's value.
@@ -127,6 +160,11 @@ func LoadEnv(role Role, environ map[string]string) (Config, error) {
 	c.SiteOrigins = trimAll(c.SiteOrigins)
 	c.PublicBaseURL = strings.TrimRight(c.PublicBaseURL, "/")
 	c.UpsamplerBaseURL = strings.TrimRight(c.UpsamplerBaseURL, "/")
+	c.OTLPEndpoint = strings.TrimSpace(c.OTLPEndpoint)
+	c.OTLPTracesEndpoint = strings.TrimSpace(c.OTLPTracesEndpoint)
+	if c.ServiceName = strings.TrimSpace(c.ServiceName); c.ServiceName == "" {
+		c.ServiceName = DefaultServiceName(role)
+	}
 	if err := c.Validate(role); err != nil {
 		return Config{}, err
 	}
@@ -150,6 +188,16 @@ func (c Config) Validate(role Role) error {
 	}
 	if err := absoluteURL(c.PublicBaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("PUBLIC_BASE_URL: %w", err))
+	}
+	for _, e := range []struct{ name, v string }{
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", c.OTLPEndpoint},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.OTLPTracesEndpoint},
+	} {
+		if e.v != "" {
+			if err := absoluteURL(e.v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", e.name, err))
+			}
+		}
 	}
 	if len(c.Currency) != 3 {
 		errs = append(errs, fmt.Errorf("CURRENCY must be a 3-letter ISO code, got %q", c.Currency))
@@ -209,6 +257,12 @@ func (c Config) Validate(role Role) error {
 		need("DATA_DIR", c.DataDir)
 		if c.MaxResultBytes <= 0 {
 			errs = append(errs, errors.New("MAX_RESULT_BYTES must be positive"))
+		}
+		if c.WorkerMaxActivities < 0 || c.WorkerMaxWorkflowTasks < 0 || c.WorkerStickyCacheSize < 0 || c.WorkerStopTimeout < 0 {
+			errs = append(errs, errors.New("WORKER_* capacities and WORKER_STOP_TIMEOUT must not be negative"))
+		}
+		if c.WorkerMaxWorkflowTasks == 1 {
+			errs = append(errs, errors.New("WORKER_MAX_CONCURRENT_WORKFLOW_TASKS must be at least 2 (or 0 for the default)"))
 		}
 		if c.ReconcileInterval < time.Second {
 			errs = append(errs, fmt.Errorf("RECONCILE_INTERVAL must be at least 1s, got %s", c.ReconcileInterval))

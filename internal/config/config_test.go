@@ -35,6 +35,8 @@ func TestLoad(t *testing.T) {
 		{"origin with a path", RoleAPI, map[string]string{"SITE_ORIGINS": "https://shop.example.com/page"}, "SITE_ORIGINS"},
 		{"origins", RoleAPI, map[string]string{"SITE_ORIGINS": "https://shop.example.com, http://127.0.0.1:3000"}, ""},
 		{"zero rate limit", RoleAPI, map[string]string{"RATE_LIMIT_CREATE": "0"}, "RATE_LIMIT_CREATE"},
+		{"one workflow task slot", RoleWorker, map[string]string{"WORKER_MAX_CONCURRENT_WORKFLOW_TASKS": "1"}, "at least 2"},
+		{"negative capacity", RoleWorker, map[string]string{"WORKER_MAX_CONCURRENT_ACTIVITIES": "-1"}, "must not be negative"},
 		{"malformed markup", RoleAPI, map[string]string{"MARKUP_PERCENT": "lots"}, "MARKUP_PERCENT has an invalid value"},
 		{"negative markup", RoleAPI, map[string]string{"MARKUP_PERCENT": "-5"}, "MARKUP_PERCENT must be between"},
 		{"short admin token", RoleAPI, map[string]string{"ADMIN_TOKEN": "short"}, "ADMIN_TOKEN must be at least"},

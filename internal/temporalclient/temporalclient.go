@@ -3,10 +3,12 @@
 package temporalclient
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
 )
 
@@ -20,6 +22,30 @@ func WithMetrics(h client.MetricsHandler) Option {
 		if h != nil {
 			o.MetricsHandler = h
 		}
+	}
+}
+
+// WithCloud connects with TLS, and with an API key when one is given, as a
+// managed Temporal cluster (e.g. Temporal Cloud) requires.
+func WithCloud(useTLS bool, apiKey string) Option {
+	return func(o *client.Options) {
+		if apiKey != "" {
+			o.Credentials = client.NewAPIKeyStaticCredentials(apiKey)
+			useTLS = true // an API key never travels in clear text
+		}
+		if useTLS {
+			o.ConnectionOptions.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+	}
+}
+
+// WithInterceptors adds client interceptors (see tracing.TemporalInterceptors);
+// those that are also worker interceptors, as the SDK's tracing interceptor
+// is, apply to the workers built on the client too. None keeps the client
+// as it is.
+func WithInterceptors(is ...interceptor.ClientInterceptor) Option {
+	return func(o *client.Options) {
+		o.Interceptors = append(o.Interceptors, is...)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"hires/internal/storage"
 	"hires/internal/store"
 	"hires/internal/temporalclient"
-	"hires/internal/tracing"
 )
 
 // Run applies migrations, connects, and serves the API on cfg.HTTPAddr
@@ -35,22 +34,11 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	stopTracing, err := tracing.Setup(ctx, cfg)
+	tc, closeTemporal, err := temporalclient.Connect(ctx, cfg, logger, reg.Temporal())
 	if err != nil {
 		return err
 	}
-	defer tracing.Close(stopTracing, logger) // after the client closes: flushes its last spans
-	interceptors, err := tracing.TemporalInterceptors(cfg)
-	if err != nil {
-		return err
-	}
-	tc, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger,
-		temporalclient.WithMetrics(reg.Temporal()), temporalclient.WithInterceptors(interceptors...),
-		temporalclient.WithCloud(cfg.TemporalTLS, cfg.TemporalAPIKey))
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
+	defer closeTemporal()
 	ready.Check("temporal", metrics.TemporalCheck(tc))
 	e, err := New(Deps{Config: cfg, Store: st, Temporal: tc, Files: files, Logger: logger, Metrics: reg, Ready: ready})
 	if err != nil {

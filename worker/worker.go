@@ -28,7 +28,6 @@ import (
 	"hires/internal/storage"
 	"hires/internal/store"
 	"hires/internal/temporalclient"
-	"hires/internal/tracing"
 	"hires/internal/upsampler"
 	"hires/internal/urlguard"
 	"hires/workflows"
@@ -141,24 +140,13 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer st.Close()
 	migrated.Set(true)
 	ready.Check("database", st.Ping)
-	stopTracing, err := tracing.Setup(ctx, cfg)
+	// The worker inherits the client's tracing interceptor; closing runs
+	// after the worker stops, and flushes the last spans.
+	c, closeTemporal, err := temporalclient.Connect(ctx, cfg, logger, reg.Temporal())
 	if err != nil {
 		return err
 	}
-	// Runs after the worker stops and the client closes: flushes their last spans.
-	defer tracing.Close(stopTracing, logger)
-	// The worker inherits the client's tracing interceptor.
-	interceptors, err := tracing.TemporalInterceptors(cfg)
-	if err != nil {
-		return err
-	}
-	c, err := temporalclient.Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger,
-		temporalclient.WithMetrics(reg.Temporal()), temporalclient.WithInterceptors(interceptors...),
-		temporalclient.WithCloud(cfg.TemporalTLS, cfg.TemporalAPIKey))
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer closeTemporal()
 	ready.Check("temporal", metrics.TemporalCheck(c))
 	acts, err := NewActivities(cfg, st)
 	if err != nil {

@@ -3,6 +3,7 @@
 package temporalclient
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
+
+	"hires/internal/config"
+	"hires/internal/tracing"
 )
 
 // Option changes the client's options.
@@ -64,4 +68,28 @@ func Dial(address, namespace string, logger *slog.Logger, opts ...Option) (clien
 		return nil, fmt.Errorf("temporal: dial %s: %w", address, err)
 	}
 	return c, nil
+}
+
+// Connect sets up tracing and dials Temporal as the configuration says,
+// with the SDK's metrics going to metricsHandler (nil: none). close closes
+// the client, then flushes the last spans.
+func Connect(ctx context.Context, cfg config.Config, logger *slog.Logger, metricsHandler client.MetricsHandler) (c client.Client, close func(), err error) {
+	stopTracing, err := tracing.Setup(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	interceptors, err := tracing.TemporalInterceptors(cfg)
+	if err == nil {
+		c, err = Dial(cfg.TemporalAddress, cfg.TemporalNamespace, logger,
+			WithMetrics(metricsHandler), WithInterceptors(interceptors...),
+			WithCloud(cfg.TemporalTLS, cfg.TemporalAPIKey))
+	}
+	if err != nil {
+		tracing.Close(stopTracing, logger)
+		return nil, nil, err
+	}
+	return c, func() {
+		c.Close()
+		tracing.Close(stopTracing, logger)
+	}, nil
 }

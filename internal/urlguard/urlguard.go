@@ -114,12 +114,15 @@ func (p *Policy) explicitlyAllows(ip netip.Addr) bool {
 	return false
 }
 
+// sharedSpace is carrier-grade NAT space (RFC 6598), internal to providers.
+var sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
+
 // internal reports addresses that must never be reached through a name.
 func internal(ip netip.Addr) bool {
 	ip = ip.Unmap()
 	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() ||
 		ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() ||
-		ip.IsInterfaceLocalMulticast()
+		ip.IsInterfaceLocalMulticast() || sharedSpace.Contains(ip)
 }
 
 // control runs after DNS resolution, on the address actually dialled.

@@ -91,3 +91,81 @@ func TestHTTPClientChecksRedirects(t *testing.T) {
 		t.Fatalf("redirect to an unlisted host must fail, got %v", err)
 	}
 }
+
+// The SSRF matrix: every way of naming an internal address, a foreign
+// scheme or a trick host is refused with a clear error, whatever the
+// allow-list holds (here, one public name).
+func TestSSRFMatrix(t *testing.T) {
+	p, err := New([]string{"images.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{
+		"http://127.0.0.1/a.png",
+		"http://localhost/a.png",
+		"http://LOCALHOST./a.png",
+		"http://[::1]/a.png",
+		"http://[::ffff:127.0.0.1]/a.png",
+		"http://[0:0:0:0:0:0:0:1]/a.png",
+		"http://0.0.0.0/a.png",
+		"http://0/a.png",
+		"http://127.1/a.png",
+		"http://2130706433/a.png",       // 127.0.0.1 in decimal
+		"http://0x7f000001/a.png",       // in hex
+		"http://0177.0.0.1/a.png",       // in octal
+		"http://0x7f.0.0.1/a.png",       // mixed
+		"http://10.0.0.5/a.png",         // private ranges
+		"http://172.16.0.1/a.png",
+		"http://192.168.1.1/a.png",
+		"http://100.64.0.1/a.png",       // carrier-grade NAT
+		"http://169.254.169.254/latest", // cloud metadata
+		"http://[fe80::1]/a.png",        // link-local IPv6
+		"http://[fd00::1]/a.png",        // unique local IPv6
+		"http://metadata.google.internal/computeMetadata/v1/",
+		"http://images.example.com@127.0.0.1/a.png", // userinfo trick
+		"http://127.0.0.1#@images.example.com/a.png",
+		"http://127.0.0.1\\@images.example.com/a.png",
+		"http://images.example.com.127.0.0.1.nip.io/a.png",
+		"http://images.example.com:80@evil.example.org/",
+		"file:///etc/passwd",
+		"gopher://images.example.com/",
+		"ftp://images.example.com/a.png",
+		"javascript:alert(1)",
+		"data:image/png;base64,AAAA",
+		"//images.example.com/a.png", // scheme-relative
+		"http:///a.png",
+		"",
+	} {
+		_, err := p.Check(raw)
+		if err == nil || !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("Check(%q) = %v, want a refusal", raw, err)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "url not allowed: ") || len(err.Error()) < len("url not allowed: ")+5 {
+			t.Errorf("Check(%q): unclear error %q", raw, err)
+		}
+	}
+}
+
+// Names on the allow-list that resolve to internal addresses are refused
+// at connection time, for every internal range; literals listed on purpose
+// (a local stack) are allowed.
+func TestInternalAddressesRefusedAtDial(t *testing.T) {
+	p, _ := New([]string{"example.com"})
+	for _, addr := range []string{
+		"127.0.0.1:80", "[::1]:80", "10.1.2.3:80", "172.31.0.1:80", "192.168.0.1:80",
+		"169.254.169.254:80", "[fe80::1]:80", "[fd12::1]:80", "0.0.0.0:80", "[::]:80", "224.0.0.1:80",
+		"100.64.0.1:80", "[::ffff:10.0.0.1]:80",
+	} {
+		if err := p.control("tcp", addr, nil); err == nil || !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("control(%s) = %v, want a refusal", addr, err)
+		}
+	}
+	if err := p.control("tcp", "93.184.216.34:443", nil); err != nil {
+		t.Errorf("a public address is refused: %v", err)
+	}
+	local, _ := New([]string{"127.0.0.1:8098"})
+	if err := local.control("tcp", "127.0.0.1:8098", nil); err != nil {
+		t.Errorf("a literally listed address is refused: %v", err)
+	}
+}

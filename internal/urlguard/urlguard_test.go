@@ -110,11 +110,11 @@ func TestSSRFMatrix(t *testing.T) {
 		"http://0.0.0.0/a.png",
 		"http://0/a.png",
 		"http://127.1/a.png",
-		"http://2130706433/a.png",       // 127.0.0.1 in decimal
-		"http://0x7f000001/a.png",       // in hex
-		"http://0177.0.0.1/a.png",       // in octal
-		"http://0x7f.0.0.1/a.png",       // mixed
-		"http://10.0.0.5/a.png",         // private ranges
+		"http://2130706433/a.png", // 127.0.0.1 in decimal
+		"http://0x7f000001/a.png", // in hex
+		"http://0177.0.0.1/a.png", // in octal
+		"http://0x7f.0.0.1/a.png", // mixed
+		"http://10.0.0.5/a.png",   // private ranges
 		"http://172.16.0.1/a.png",
 		"http://192.168.1.1/a.png",
 		"http://100.64.0.1/a.png",       // carrier-grade NAT

@@ -279,7 +279,7 @@ func decodeStrict[T any](body io.Reader) (T, error) {
 		}
 		return v, fail(http.StatusBadRequest, "invalid_json", "request body is not valid JSON: "+jsonProblem(err))
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return v, fail(http.StatusBadRequest, "invalid_json", "request body has data after the JSON object")
 	}
 	return v, nil

@@ -111,6 +111,9 @@ func TestDecodeStrict(t *testing.T) {
 		{`{"resolution":"4x","extra":1}`, false},
 		{`{"image_width":"wide"}`, false},
 		{`{} {}`, false},
+		{`{}}`, false},
+		{`{"resolution":"4x"}]`, false},
+		{"{\"resolution\":\"4x\"}\n", true},
 		{``, false},
 		{`[]`, false},
 	}

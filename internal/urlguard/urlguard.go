@@ -85,14 +85,37 @@ func (p *Policy) Check(raw string) (*url.URL, error) {
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("%w: no host", ErrNotAllowed)
 	}
+	if err := plainHost(u.Hostname()); err != nil {
+		return nil, err
+	}
 	if !p.allowsHost(u.Hostname(), u.Port()) {
 		return nil, fmt.Errorf("%w: host %q is not on the allow-list", ErrNotAllowed, u.Host)
 	}
 	return u, nil
 }
 
+// plainHost accepts ASCII host names with non-empty labels only: Unicode
+// case folding (İ lowers to i) and IDNA mapping would otherwise let a
+// different domain pass for an allowed one. Internationalised names must be
+// given in their xn-- form.
+func plainHost(host string) error {
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			return fmt.Errorf("%w: host %q is not plain ASCII (use its xn-- form)", ErrNotAllowed, host)
+		}
+	}
+	name := strings.TrimSuffix(host, ".")
+	if strings.Contains(host, ":") { // an IPv6 literal
+		return nil
+	}
+	if name == "" || strings.HasPrefix(name, ".") || strings.Contains(name, "..") {
+		return fmt.Errorf("%w: host %q has an empty label", ErrNotAllowed, host)
+	}
+	return nil
+}
+
 func (p *Policy) allowsHost(host, port string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	host = asciiLower(strings.TrimSuffix(host, "."))
 	for _, e := range p.entries {
 		if e.port != "" && e.port != port {
 			continue
@@ -183,4 +206,15 @@ func (g *guarded) RoundTrip(req *http.Request) (*http.Response, error) {
 func (p *Policy) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: 10 * time.Second, Control: p.control}
 	return d.DialContext(ctx, network, addr)
+}
+
+// asciiLower lowers A-Z only (hosts are plain ASCII by then).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

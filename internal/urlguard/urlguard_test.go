@@ -132,7 +132,11 @@ func TestSSRFMatrix(t *testing.T) {
 		"ftp://images.example.com/a.png",
 		"javascript:alert(1)",
 		"data:image/png;base64,AAAA",
-		"//images.example.com/a.png", // scheme-relative
+		"//images.example.com/a.png",            // scheme-relative
+		"https://%C4%B0mages.example.com/a.jpg", // İ lowers to i: another domain
+		"https://İmages.example.com/a.jpg",
+		"http://.images.example.com/a.png",
+		"http://images..example.com/a.png",
 		"http:///a.png",
 		"",
 	} {

@@ -79,6 +79,18 @@ func declaresModule(gomod []byte, module string) bool {
 	return false
 }
 
+// binOrTool returns bin, or the pinned tool name when bin is empty.
+func binOrTool(bin, name string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	p, err := ToolPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	return p, nil
+}
+
 // FreePort asks the kernel for a currently unused TCP port on 127.0.0.1.
 // Another process may grab it before it is used; starters that rely on it
 // retry with a new port when the child reports the address is in use.

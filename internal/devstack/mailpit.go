@@ -59,13 +59,11 @@ type Mailpit struct {
 // StartMailpit runs mailpit on loopback with its database in a temporary
 // directory and waits until both its HTTP API and its SMTP server answer.
 func StartMailpit(ctx context.Context, opts MailpitOptions) (*Mailpit, error) {
-	if opts.Bin == "" {
-		bin, err := ToolPath("mailpit")
-		if err != nil {
-			return nil, fmt.Errorf("mailpit: %w", err)
-		}
-		opts.Bin = bin
+	bin, err := binOrTool(opts.Bin, "mailpit")
+	if err != nil {
+		return nil, err
 	}
+	opts.Bin = bin
 	if opts.SMTPAddr == "" {
 		opts.SMTPAddr = "127.0.0.1:0"
 	}

@@ -44,13 +44,11 @@ const stripeMockListenPrefix = "Listening for HTTP at address: "
 
 // StartStripeMock runs stripe-mock and waits until it answers API calls.
 func StartStripeMock(ctx context.Context, opts StripeMockOptions) (*StripeMock, error) {
-	if opts.Bin == "" {
-		bin, err := ToolPath("stripe-mock")
-		if err != nil {
-			return nil, fmt.Errorf("stripe-mock: %w", err)
-		}
-		opts.Bin = bin
+	bin, err := binOrTool(opts.Bin, "stripe-mock")
+	if err != nil {
+		return nil, err
 	}
+	opts.Bin = bin
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:0"
 	}

@@ -63,13 +63,11 @@ type Temporal struct {
 // pass an exact UI port together with other flags, and its errors do not
 // show the server's output.
 func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error) {
-	if opts.Bin == "" {
-		bin, err := ToolPath("temporal")
-		if err != nil {
-			return nil, fmt.Errorf("temporal: %w", err)
-		}
-		opts.Bin = bin
+	bin, err := binOrTool(opts.Bin, "temporal")
+	if err != nil {
+		return nil, err
 	}
+	opts.Bin = bin
 	if opts.IP == "" {
 		opts.IP = "127.0.0.1"
 	}

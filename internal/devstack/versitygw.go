@@ -72,13 +72,11 @@ type Versitygw struct {
 // a marker bucket made for this start, which proves that what answers on
 // the port is this instance and not another one that held it already.
 func StartVersitygw(ctx context.Context, opts VersitygwOptions) (*Versitygw, error) {
-	if opts.Bin == "" {
-		bin, err := ToolPath("versitygw")
-		if err != nil {
-			return nil, fmt.Errorf("versitygw: %w", err)
-		}
-		opts.Bin = bin
+	bin, err := binOrTool(opts.Bin, "versitygw")
+	if err != nil {
+		return nil, err
 	}
+	opts.Bin = bin
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:0"
 	}

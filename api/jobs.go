@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
+	"net/textproto"
+	"strconv"
 	"strings"
 	"time"
 
@@ -362,9 +364,46 @@ func (s *Server) download(c echo.Context) error {
 			s.log.WarnContext(c.Request().Context(), "recording the download failed", "job_id", job.ID, "error", err)
 		}
 	}
+	if r := c.Request().Header.Get("Range"); r != "" {
+		c.Request().Header.Set("Range", satisfiableRanges(r, f.Size()))
+	}
 	// ServeContent answers Range and conditional requests.
 	http.ServeContent(c.Response(), c.Request(), name, f.ModTime(), f)
 	return nil
+}
+
+// satisfiableRanges works around http.ServeContent answering a zero-length
+// suffix range ("bytes=-0", golang/go#81262) with 206 and the impossible
+// Content-Range "bytes <size>-<size-1>/<size>". Such a range selects
+// nothing (RFC 9110 §14.1.1), so it is dropped; when no range is left, the
+// header asks for bytes past the end instead, which ServeContent answers
+// 416 with "Content-Range: bytes */<size>". Other headers pass unchanged.
+func satisfiableRanges(header string, size int64) string {
+	spec, ok := strings.CutPrefix(header, "bytes=")
+	if !ok {
+		return header
+	}
+	var kept []string
+	dropped, left := false, 0
+	for _, r := range strings.Split(spec, ",") {
+		// Parsed as ServeContent does: trimmed, start and end cut at '-'.
+		start, end, _ := strings.Cut(textproto.TrimString(r), "-")
+		if n, err := strconv.ParseInt(textproto.TrimString(end), 10, 64); err == nil && n == 0 && textproto.TrimString(start) == "" {
+			dropped = true
+			continue
+		}
+		if textproto.TrimString(r) != "" {
+			left++
+		}
+		kept = append(kept, r)
+	}
+	switch {
+	case !dropped:
+		return header
+	case left == 0:
+		return "bytes=" + strconv.FormatInt(size, 10) + "-"
+	}
+	return "bytes=" + strings.Join(kept, ",")
 }
 
 func extOf(key string) string {

@@ -39,10 +39,27 @@ type Deps struct {
 	Ready *metrics.Readiness
 }
 
+// jobStore is what the handlers need of the database: *store.Store in
+// production; the handlers' unit tests drive them with one kept in a map.
+type jobStore interface {
+	CreateJob(ctx context.Context, n store.NewJob) (job store.Job, created bool, err error)
+	Get(ctx context.Context, id string) (store.Job, error)
+	GetByDownloadToken(ctx context.Context, token string) (store.Job, error)
+	List(ctx context.Context, f store.ListFilter) ([]store.Job, error)
+	Events(ctx context.Context, id string) ([]store.Event, error)
+	MarkDownloaded(ctx context.Context, jobID string) error
+	StripeEventSeen(ctx context.Context, eventID string) (bool, error)
+	RecordStripeEvent(ctx context.Context, eventID, typ, jobID, outcome string) (bool, error)
+	ConfirmRefund(ctx context.Context, c store.RefundConfirmation) (string, error)
+	CostReport(ctx context.Context, from, to time.Time) ([]store.CostDay, error)
+}
+
+var _ jobStore = (*store.Store)(nil)
+
 // Server serves the API.
 type Server struct {
 	cfg      config.Config
-	store    *store.Store
+	store    jobStore
 	temporal client.Client
 	files    storage.Store
 	sources  *urlguard.Policy
@@ -53,12 +70,21 @@ type Server struct {
 
 // New builds the Echo application.
 func New(d Deps) (*echo.Echo, error) {
+	var st jobStore
+	if d.Store != nil {
+		st = d.Store
+	}
+	return newEcho(d, st)
+}
+
+// newEcho builds the Echo application on st, which stands for d.Store.
+func newEcho(d Deps, st jobStore) (*echo.Echo, error) {
 	sources, err := urlguard.New(d.Config.SourceHosts)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		cfg: d.Config, store: d.Store, temporal: d.Temporal, files: d.Files,
+		cfg: d.Config, store: st, temporal: d.Temporal, files: d.Files,
 		sources: sources, log: d.Logger, now: d.Now,
 	}
 	if s.log == nil {

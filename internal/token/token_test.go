@@ -1,6 +1,12 @@
 package token
 
-import "testing"
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"strings"
+	"testing"
+)
 
 func TestAlnum(t *testing.T) {
 	seen := map[string]bool{}
@@ -49,5 +55,56 @@ func TestHashAndDerive(t *testing.T) {
 	a, b := Derive("key-1", "job-1"), Derive("key-1", "job-1")
 	if a != b || a == Derive("key-2", "job-1") || a == Derive("key-1", "job-2") {
 		t.Fatal("Derive must be stable per key and subject and differ otherwise")
+	}
+}
+
+// Matches compares hashes with crypto/subtle, never with == or
+// bytes.Equal, whose time depends on the first differing byte. Timing
+// cannot be measured reliably in a unit test, so the code is checked.
+func TestMatchesComparesInConstantTime(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "token.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body *ast.BlockStmt
+	for _, d := range f.Decls {
+		if fn, ok := d.(*ast.FuncDecl); ok && fn.Name.Name == "Matches" {
+			body = fn.Body
+		}
+	}
+	if body == nil {
+		t.Fatal("no func Matches in token.go")
+	}
+	constantTime := false
+	ast.Inspect(body, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.CallExpr:
+			if sel, ok := n.Fun.(*ast.SelectorExpr); ok {
+				if pkg, ok := sel.X.(*ast.Ident); ok {
+					switch pkg.Name + "." + sel.Sel.Name {
+					case "subtle.ConstantTimeCompare", "hmac.Equal":
+						constantTime = true
+					case "bytes.Equal", "bytes.Compare", "strings.Compare", "strings.EqualFold", "reflect.DeepEqual", "slices.Equal":
+						t.Errorf("%s: variable-time %s.%s", fset.Position(n.Pos()), pkg.Name, sel.Sel.Name)
+					}
+				}
+			}
+		case *ast.BinaryExpr:
+			if n.Op == token.EQL || n.Op == token.NEQ {
+				if _, lit := n.Y.(*ast.BasicLit); !lit {
+					t.Errorf("%s: %s comparison of non-constants", fset.Position(n.Pos()), n.Op)
+				}
+			}
+		}
+		return true
+	})
+	if !constantTime {
+		t.Error("Matches does not use subtle.ConstantTimeCompare")
+	}
+	// And it compares hashes: a secret of another length still costs one
+	// fixed-size comparison.
+	if !Matches(strings.Repeat("x", 1000), Hash(strings.Repeat("x", 1000))) || Matches("x", Hash("x")[:31]) {
+		t.Error("Matches must compare the secret's SHA-256 with the stored hash")
 	}
 }

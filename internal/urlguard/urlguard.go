@@ -127,9 +127,13 @@ func (p *Policy) allowsHost(host, port string) bool {
 	return false
 }
 
-// explicitlyAllows reports whether an IP address appears literally on the list.
-func (p *Policy) explicitlyAllows(ip netip.Addr) bool {
+// explicitlyAllows reports whether an IP address appears literally on the
+// list, with this port if the entry has one.
+func (p *Policy) explicitlyAllows(ip netip.Addr, port string) bool {
 	for _, e := range p.entries {
+		if e.port != "" && e.port != port {
+			continue
+		}
 		if a, err := netip.ParseAddr(e.host); err == nil && a.Unmap() == ip.Unmap() {
 			return true
 		}
@@ -150,7 +154,7 @@ func internal(ip netip.Addr) bool {
 
 // control runs after DNS resolution, on the address actually dialled.
 func (p *Policy) control(_, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
+	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return err
 	}
@@ -158,7 +162,7 @@ func (p *Policy) control(_, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return fmt.Errorf("%w: unexpected address %q", ErrNotAllowed, address)
 	}
-	if internal(ip) && !p.explicitlyAllows(ip) {
+	if internal(ip) && !p.explicitlyAllows(ip, port) {
 		return fmt.Errorf("%w: %s is an internal address", ErrNotAllowed, ip)
 	}
 	return nil

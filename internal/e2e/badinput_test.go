@@ -6,14 +6,18 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	stripego "github.com/stripe/stripe-go/v76"
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"hires/api"
+	"hires/internal/jobs"
 	"hires/internal/payments"
 )
 
@@ -53,7 +57,7 @@ func take(t *testing.T) snapshot {
 	return snapshot{jobs: total, stripe: effects, upsampler: len(stack.Upsampler.Requests())}
 }
 
-func TestBadJobRequestsChangeNothing(t *testing.T) {
+func TestBadInputJobRequestsChangeNothing(t *testing.T) {
 	good := func() map[string]any {
 		return map[string]any{"image_url": stack.SampleImageURL(400, 300), "resolution": "4x",
 			"email": "a@example.com", "post_id": 1, "attachment_id": 2, "image_width": 400, "image_height": 300}
@@ -112,7 +116,7 @@ func TestBadJobRequestsChangeNothing(t *testing.T) {
 	}
 }
 
-func TestIdempotencyKeyReusedWithAnotherRequest(t *testing.T) {
+func TestBadInputIdempotencyKeyReusedWithAnotherRequest(t *testing.T) {
 	key := "reuse-" + time.Now().Format(time.RFC3339Nano)
 	_, status := newJob(t, 300, 300, "4x", key)
 	require.Equal(t, http.StatusCreated, status)
@@ -125,20 +129,66 @@ func TestIdempotencyKeyReusedWithAnotherRequest(t *testing.T) {
 	require.Equal(t, before, take(t))
 }
 
-func TestBadStripeWebhooksAreRejected(t *testing.T) {
+// effects are what a rejected webhook must leave as they were: the job's
+// row (every column, updated_at included) and audit trail, the Stripe
+// events recorded for the job or the event, and the signals its workflow
+// received.
+type effects struct {
+	row     string
+	trail   int
+	stripe  int
+	signals int
+}
+
+func effectsOn(t *testing.T, db *pgx.Conn, jobID, eventID string) effects {
+	t.Helper()
+	ctx := context.Background()
+	var e effects
+	require.NoError(t, db.QueryRow(ctx, `SELECT to_jsonb(j)::text FROM jobs j WHERE id = $1`, jobID).Scan(&e.row))
+	require.NoError(t, db.QueryRow(ctx, `SELECT count(*) FROM job_events WHERE job_id = $1`, jobID).Scan(&e.trail))
+	require.NoError(t, db.QueryRow(ctx, `SELECT count(*) FROM stripe_events WHERE job_id = $1 OR event_id = $2`, jobID, eventID).Scan(&e.stripe))
+	it := temporal.GetWorkflowHistory(ctx, jobs.WorkflowID(jobID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED {
+			e.signals++
+		}
+	}
+	return e
+}
+
+func connectDB(t *testing.T) *pgx.Conn {
+	t.Helper()
+	db, err := pgx.Connect(context.Background(), stack.Env["DATABASE_URL"])
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close(context.Background()) })
+	return db
+}
+
+// Forged, replayed and malformed Stripe deliveries are answered 400 (413
+// when too large) and change nothing: not the job's row or trail, not the
+// Stripe events recorded, no signal to its workflow, no Stripe call, no
+// job, no Upsampler submission. The genuine delivery at the end shows the
+// same checks do see an effect.
+func TestBadInputStripeWebhooksHaveNoEffect(t *testing.T) {
 	created, _ := newJob(t, 300, 300, "4x", "")
 	j := adminJob(t, created.ID)
 	session := payments.Session{ID: *j.CheckoutSessionID, Status: "complete", PaymentStatus: "paid",
 		PaymentIntentID: "pi_test", AmountTotal: 50, Currency: "usd", JobID: created.ID, ClientReferenceID: created.ID}
 	secret := stack.Env["STRIPE_WEBHOOK_SECRET"]
 	now := time.Now()
-	payload, err := payments.CheckoutEventPayload(payments.NewEventID(), "checkout.session.completed", session, now)
+	eventID := payments.NewEventID()
+	payload, err := payments.CheckoutEventPayload(eventID, "checkout.session.completed", session, now)
 	require.NoError(t, err)
 	wrongVersion := strings.Replace(string(payload), stripego.APIVersion, "2025-03-31.basil", 1)
 	var event map[string]any
 	require.NoError(t, json.Unmarshal(payload, &event))
 	event["type"] = "customer.created"
 	unhandled, _ := json.Marshal(event)
+	good := payments.SignPayload(payload, secret, now)
+	_, goodV1, _ := strings.Cut(good, ",v1=")
+	ts := strconv.FormatInt(now.Unix(), 10)
 
 	tests := []struct {
 		name    string
@@ -149,17 +199,24 @@ func TestBadStripeWebhooksAreRejected(t *testing.T) {
 	}{
 		{"no signature", string(payload), "", 400, ""},
 		{"garbage signature", string(payload), "t=1,v1=abc", 400, ""},
+		{"no timestamp", string(payload), "v1=" + goodV1, 400, ""},
+		{"signature moved to another timestamp", string(payload), "t=" + strconv.FormatInt(now.Unix()+1, 10) + ",v1=" + goodV1, 400, ""},
+		{"v0 scheme only", string(payload), "t=" + ts + ",v0=" + goodV1, 400, ""},
+		{"truncated signature", string(payload), good[:len(good)-2], 400, ""},
 		{"wrong secret", string(payload), payments.SignPayload(payload, "whsec_other", now), 400, ""},
-		{"tampered body", strings.Replace(string(payload), `"amount_total":50`, `"amount_total":1`, 1), payments.SignPayload(payload, secret, now), 400, ""},
-		{"too old", string(payload), payments.SignPayload(payload, secret, now.Add(-10*time.Minute)), 400, ""},
+		{"tampered body", strings.Replace(string(payload), `"amount_total":50`, `"amount_total":1`, 1), good, 400, ""},
+		{"replayed after 10 minutes", string(payload), payments.SignPayload(payload, secret, now.Add(-10*time.Minute)), 400, ""},
+		{"replayed just past the tolerance", string(payload), payments.SignPayload(payload, secret, now.Add(-301*time.Second)), 400, ""},
 		{"API version mismatch", wrongVersion, payments.SignPayload([]byte(wrongVersion), secret, now), 400, ""},
 		{"not JSON but signed", "not json", payments.SignPayload([]byte("not json"), secret, now), 400, ""},
+		{"empty body", "", payments.SignPayload(nil, secret, now), 400, ""},
 		{"oversized", strings.Repeat(" ", 70<<10), "t=1,v1=abc", 413, ""},
 		{"unhandled type is acknowledged", string(unhandled), payments.SignPayload(unhandled, secret, now), 200, "ignored"},
 	}
+	db := connectDB(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := take(t)
+			before, effectsBefore := take(t), effectsOn(t, db, created.ID, eventID)
 			var out map[string]any
 			status := call(t, "POST", "/v1/webhooks/stripe", "", tt.body, map[string]string{"Stripe-Signature": tt.sig}, &out)
 			require.Equal(t, tt.status, status, out)
@@ -169,14 +226,25 @@ func TestBadStripeWebhooksAreRejected(t *testing.T) {
 				require.NotEmpty(t, out["error"])
 			}
 			require.Equal(t, before, take(t))
+			require.Equal(t, effectsBefore, effectsOn(t, db, created.ID, eventID), "no effect on the job")
 		})
 	}
 	// None of it reached the job.
 	time.Sleep(300 * time.Millisecond)
 	require.Equal(t, "awaiting_payment", string(adminJob(t, created.ID).Status))
+
+	// Control: the genuine event is recorded and signalled.
+	before := effectsOn(t, db, created.ID, eventID)
+	var out map[string]any
+	require.Equal(t, http.StatusOK, call(t, "POST", "/v1/webhooks/stripe", "", payload,
+		map[string]string{"Stripe-Signature": payments.SignPayload(payload, secret, time.Now())}, &out))
+	require.Equal(t, "signalled", out["status"])
+	after := effectsOn(t, db, created.ID, eventID)
+	require.Equal(t, before.signals+1, after.signals)
+	require.Equal(t, before.stripe+1, after.stripe)
 }
 
-func TestBadRequestsOnOtherEndpoints(t *testing.T) {
+func TestBadInputOnOtherEndpoints(t *testing.T) {
 	created, _ := newJob(t, 300, 300, "4x", "")
 	id := created.ID
 	j := adminJob(t, id)
@@ -221,14 +289,48 @@ func TestBadRequestsOnOtherEndpoints(t *testing.T) {
 	}
 }
 
-func TestUpsamplerCallbackIsOnlyAHint(t *testing.T) {
+// Upsampler callbacks with a wrong secret (404) or, with the job's real
+// secret, a malformed body (400) change nothing: no signal, the job's row
+// and trail as they were. The well-formed callback at the end is signalled
+// (the workflow treats it as a hint only).
+func TestBadInputUpsamplerCallbacksHaveNoEffect(t *testing.T) {
 	created, _ := newJob(t, 300, 300, "4x", "")
-	// The callback secret is not exposed by any API; read it like Upsampler
-	// would receive it, from the submission. Before payment there is none,
-	// so a forged callback with a guessed secret is refused.
-	var out errorAnswer
-	status := call(t, "POST", "/v1/webhooks/upsampler/"+created.ID+"/"+strings.Repeat("a", 43), "",
-		`{"id":"forged","status":"SUCCESS","imageUrl":"https://evil.example.org/x.png"}`, nil, &out)
-	require.Equal(t, http.StatusNotFound, status)
-	_ = context.Background()
+	db := connectDB(t)
+	var secret string
+	require.NoError(t, db.QueryRow(context.Background(), `SELECT callback_secret FROM jobs WHERE id = $1`, created.ID).Scan(&secret))
+	require.NotEmpty(t, secret)
+	base := "/v1/webhooks/upsampler/" + created.ID + "/"
+	forged := `{"id":"forged","status":"SUCCESS","imageUrl":"http://169.254.169.254/latest/meta-data/"}`
+	tests := []struct {
+		name, path, body string
+		status           int
+	}{
+		{"guessed secret", base + strings.Repeat("a", len(secret)), forged, 404},
+		{"secret's prefix", base + secret[:len(secret)-1], forged, 404},
+		{"secret with one more character", base + secret + "a", forged, 404},
+		{"secret in another case", base + strings.ToUpper(secret), forged, 404},
+		{"another job's path", "/v1/webhooks/upsampler/00000000-0000-4000-8000-000000000000/" + secret, forged, 404},
+		{"not JSON", base + secret, "{", 400},
+		{"JSON null", base + secret, "null", 400},
+		{"JSON array", base + secret, `[{"id":"x","status":"SUCCESS"}]`, 400},
+		{"no id", base + secret, `{"status":"SUCCESS"}`, 400},
+		{"no status", base + secret, `{"id":"x"}`, 400},
+		{"id of the wrong type", base + secret, `{"id":7,"status":"SUCCESS"}`, 400},
+		{"over 1 MB", base + secret, `{"id":"x","status":"SUCCESS","pad":"` + strings.Repeat("a", 1<<20) + `"}`, 413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := effectsOn(t, db, created.ID, "")
+			var out errorAnswer
+			status := call(t, "POST", tt.path, "", tt.body, nil, &out)
+			require.Equal(t, tt.status, status)
+			require.NotEmpty(t, out.Error.Code)
+			require.Equal(t, before, effectsOn(t, db, created.ID, ""), "no effect on the job")
+		})
+	}
+
+	before := effectsOn(t, db, created.ID, "")
+	require.Equal(t, http.StatusOK, call(t, "POST", base+secret, "", `{"id":"ups_hint","status":"IN_PROGRESS"}`, nil, nil))
+	require.Equal(t, before.signals+1, effectsOn(t, db, created.ID, "").signals)
+	require.Equal(t, "awaiting_payment", string(adminJob(t, created.ID).Status))
 }

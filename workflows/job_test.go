@@ -189,6 +189,23 @@ func TestHappyPathWithCallback(t *testing.T) {
 	require.False(t, h.env.Now().Before(st.DownloadExpiry))
 }
 
+// A fast Upsampler can call back before the submission's own answer is in:
+// that callback must wake the first check, not wait for the poll interval.
+func TestCallbackBeforeSubmitAnswerWakesTheCheck(t *testing.T) {
+	h := newHarness(t)
+	h.env.OnActivity(a.SubmitUpscale, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.SubmitUpscaleInput) (activities.UpscaleStatus, error) {
+			h.env.SignalWorkflow(jobs.SignalUpsamplerCallback, jobs.UpsamplerCallback{UpsamplerJobID: "up_1", Status: "SUCCESS"})
+			return queued, nil
+		}).Once()
+	h.upsampler(queued, success) // registered second: the submission above answers first
+	h.stripe(time.Minute, paid("evt_1"))
+	st := h.run()
+	require.Equal(t, jobs.StatusCompleted, st.Status)
+	require.Equal(t, start.Add(time.Minute).Add(24*time.Hour), st.DownloadExpiry.UTC(), "the check waited for the poll interval")
+	h.env.AssertActivityNumberOfCalls(t, "CheckUpscale", 1)
+}
+
 func TestPollingFallbackWhenNoCallbackArrives(t *testing.T) {
 	h := newHarness(t)
 	h.upsampler(queued, running, running, success)

@@ -65,10 +65,14 @@ type Options struct {
 	// WrapStripe, if set, is given stripe-mock's URL and returns the URL the
 	// service should use instead (tests put a recording proxy there).
 	WrapStripe func(stripeMockURL string) string
-	// UpsamplerDelay is how long the stand-in takes per job (default 2s).
+	// UpsamplerDelay is how long the stand-in takes per job (default 2s;
+	// negative: it answers at once).
 	UpsamplerDelay time.Duration
 	// NoWorker leaves the worker out, for callers that run it as a process.
 	NoWorker bool
+	// NoAPI, with NoWorker, leaves the API out too, for callers that run
+	// both as processes: Start returns once the other components are up.
+	NoAPI bool
 }
 
 // Stack is a running local deployment.
@@ -186,8 +190,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 		base := "http://" + ln.Addr().String()
 		delay := o.UpsamplerDelay
-		if delay == 0 {
+		switch {
+		case delay == 0:
 			delay = 2 * time.Second
+		case delay < 0:
+			delay = 0
 		}
 		s.Upsampler = upsamplersim.New(upsamplersim.Options{
 			APIKey: env["UPSAMPLER_API_KEY"], PublicURL: base, ProcessingDelay: delay,
@@ -253,6 +260,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	apiCfg, err := config.LoadEnv(config.RoleAPI, env)
 	if err != nil {
 		return nil, err
+	}
+	if o.NoWorker && o.NoAPI {
+		return s, nil
 	}
 	workerCfg, err := config.LoadEnv(config.RoleWorker, env)
 	if err != nil {

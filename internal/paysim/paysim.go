@@ -34,16 +34,26 @@ type Result struct {
 
 // Pay sends checkout.session.completed, paid, for the job's session.
 func Pay(ctx context.Context, o Options, jobID string) (Result, error) {
-	s, err := session(ctx, o, jobID)
+	s, err := PaidSession(ctx, o, jobID)
 	if err != nil {
 		return Result{}, err
+	}
+	return Send(ctx, o, payments.NewEventID(), "checkout.session.completed", s)
+}
+
+// PaidSession is the job's Checkout Session as Stripe reports it once the
+// customer paid (with a new PaymentIntent).
+func PaidSession(ctx context.Context, o Options, jobID string) (payments.Session, error) {
+	s, err := session(ctx, o, jobID)
+	if err != nil {
+		return s, err
 	}
 	s.Status, s.PaymentStatus, s.URL = "complete", "paid", ""
 	s.PaymentIntentID = payments.NewPaymentIntentID()
 	if o.Email != "" {
 		s.CustomerEmail = o.Email
 	}
-	return Send(ctx, o, payments.NewEventID(), "checkout.session.completed", s)
+	return s, nil
 }
 
 // Expire sends checkout.session.expired for the job's session.

@@ -44,17 +44,17 @@ type Config struct {
 
 // Results is everything one run measured.
 type Results struct {
-	Machine         Machine          `json:"machine"`
-	Config          Config           `json:"config"`
-	Started         time.Time        `json:"started"`
-	Took            string           `json:"took"`
-	Create          []CreateLevel    `json:"create_job"`
-	Webhook         WebhookResult    `json:"stripe_webhook"`
-	PaymentToSubmit Latency          `json:"payment_to_submit"`
-	Throughput      Throughput       `json:"throughput"`
-	Costs           []PathCost       `json:"temporal_costs"`
-	Growth          []Checkpoint     `json:"growth"`
-	Targets         []Target         `json:"targets"`
+	Machine         Machine           `json:"machine"`
+	Config          Config            `json:"config"`
+	Started         time.Time         `json:"started"`
+	Took            string            `json:"took"`
+	Create          []CreateLevel     `json:"create_job"`
+	Webhook         WebhookResult     `json:"stripe_webhook"`
+	PaymentToSubmit Latency           `json:"payment_to_submit"`
+	Throughput      Throughput        `json:"throughput"`
+	Costs           []PathCost        `json:"temporal_costs"`
+	Growth          []Checkpoint      `json:"growth"`
+	Targets         []Target          `json:"targets"`
 	Settings        map[string]string `json:"settings"`
 
 	outDir string

@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -28,18 +27,18 @@ type CreateCheckoutInput struct {
 	ExpiresAt     time.Time
 }
 
-// CreateCheckout creates the job's Checkout Session at Stripe and records it.
+// CreateCheckout creates the job's Checkout Session at Stripe and records it,
+// for workflows started before the API made the session itself.
 // Stripe's idempotency key is derived from the job, so retries of this
 // activity return the first session instead of creating another.
 func (a *Activities) CreateCheckout(ctx context.Context, in CreateCheckoutInput) (jobs.Checkout, error) {
-	f := in.Resolution.Factor()
+	name, description := jobs.CheckoutText(in.Resolution, in.ImageWidth, in.ImageHeight)
 	s, err := a.Payments.CreateCheckout(ctx, payments.CheckoutParams{
-		JobID:       in.JobID,
-		AmountCents: in.AmountCents,
-		Currency:    in.Currency,
-		ProductName: fmt.Sprintf("High-resolution image (%s)", in.Resolution),
-		Description: fmt.Sprintf("AI upscale from %dx%d to %dx%d pixels",
-			in.ImageWidth, in.ImageHeight, in.ImageWidth*f, in.ImageHeight*f),
+		JobID:         in.JobID,
+		AmountCents:   in.AmountCents,
+		Currency:      in.Currency,
+		ProductName:   name,
+		Description:   description,
 		CustomerEmail: in.CustomerEmail,
 		SuccessURL:    in.SuccessURL,
 		CancelURL:     in.CancelURL,

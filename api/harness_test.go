@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"hires/internal/config"
+	"hires/internal/jobs"
 	"hires/internal/storage"
 	"hires/internal/store"
 )
@@ -132,19 +134,32 @@ type fakeTemporal struct {
 	mu      sync.Mutex
 	signals []signal
 	started []string
+	inputs  []jobs.WorkflowInput
+	// running are the workflow IDs that can be signalled, as on a server:
+	// the fixture jobs' and the ones started here.
+	running map[string]bool
 }
 
 func (f *fakeTemporal) SignalWorkflow(_ context.Context, workflowID, _, name string, arg any) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !f.running[workflowID] {
+		return serviceerror.NewNotFound("workflow not found for ID: " + workflowID)
+	}
 	f.signals = append(f.signals, signal{workflowID, name, arg})
 	return nil
 }
 
-func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, o client.StartWorkflowOptions, _ any, _ ...any) (client.WorkflowRun, error) {
+func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, o client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.started = append(f.started, o.ID)
+	f.running[o.ID] = true
+	if len(args) == 1 {
+		if in, ok := args[0].(jobs.WorkflowInput); ok {
+			f.inputs = append(f.inputs, in)
+		}
+	}
 	return nil, nil
 }
 
@@ -178,9 +193,10 @@ type testApp struct {
 	temporal *fakeTemporal
 	files    *storage.Local
 	clock    *clock
+	stripe   *fakeCheckouts
 }
 
-func newTestApp(t testing.TB, cfg config.Config, jobs ...store.Job) *testApp {
+func newTestApp(t testing.TB, cfg config.Config, fixtures ...store.Job) *testApp {
 	t.Helper()
 	if len(cfg.SourceHosts) == 0 {
 		cfg.SourceHosts = []string{"images.example.com"}
@@ -198,9 +214,13 @@ func newTestApp(t testing.TB, cfg config.Config, jobs ...store.Job) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &testApp{store: newFakeStore(jobs...), temporal: &fakeTemporal{}, files: files,
-		clock: newClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
-	a.e, err = newEcho(Deps{Config: cfg, Temporal: a.temporal, Files: files, Now: a.clock.now,
+	running := map[string]bool{}
+	for _, j := range fixtures {
+		running[jobs.WorkflowID(j.ID)] = true
+	}
+	a := &testApp{store: newFakeStore(fixtures...), temporal: &fakeTemporal{running: running}, files: files,
+		clock: newClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), stripe: &fakeCheckouts{}}
+	a.e, err = newEcho(Deps{Config: cfg, Temporal: a.temporal, Payments: a.stripe, Files: files, Now: a.clock.now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, a.store)
 	if err != nil {
 		t.Fatal(err)

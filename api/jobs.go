@@ -18,10 +18,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"hires/internal/jobs"
+	"hires/internal/payments"
 	"hires/internal/pricing"
 	"hires/internal/store"
 	"hires/internal/token"
@@ -35,8 +37,6 @@ const (
 	// window with room for a retried creation to still pass validation.
 	checkoutFloor = time.Hour
 	checkoutCeil  = 24 * time.Hour
-	// checkoutWait bounds how long job creation waits for the session.
-	checkoutWait = 30 * time.Second
 )
 
 // CreateJobRequest is the body of POST /v1/jobs.
@@ -126,18 +126,18 @@ func (s *Server) createJob(c echo.Context) error {
 	})
 }
 
-// ensureWorkflow starts the job's workflow, if it is not running yet, and
-// waits for its Checkout Session. Both halves are idempotent: the workflow
-// ID is the job's, and the update ID is fixed.
+// ensureWorkflow makes the job's Checkout Session and starts the job's
+// workflow with it: the request waits for Stripe, the insert and the start,
+// nothing else. Each step is idempotent (Stripe's key is derived from the
+// job, the workflow ID is the job's), so a retry with the same
+// Idempotency-Key resumes where a failed attempt stopped.
 func (s *Server) ensureWorkflow(ctx context.Context, job store.Job, access string) (jobs.Checkout, error) {
-	if job.CheckoutURL != nil {
-		return jobs.Checkout{SessionID: deref(job.CheckoutSessionID), URL: *job.CheckoutURL, ExpiresAt: *job.CheckoutExpiresAt}, nil
+	in := s.workflowInput(job, access)
+	co, err := s.ensureCheckout(ctx, job, in)
+	if err != nil || job.Status.Final() {
+		return co, err
 	}
-	if job.Status.Final() { // its workflow ended before a session existed
-		return jobs.Checkout{}, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
-	}
-	ctx, cancel := context.WithTimeout(ctx, checkoutWait)
-	defer cancel()
+	in.Checkout = &co
 	attrs := []temporal.SearchAttributeUpdate{
 		jobs.AttrJobStatus.ValueSet(string(jobs.StatusAwaitingPayment)),
 		jobs.AttrPaymentStatus.ValueSet(string(jobs.PaymentPending)),
@@ -145,39 +145,51 @@ func (s *Server) ensureWorkflow(ctx context.Context, job store.Job, access strin
 	if job.Email != nil {
 		attrs = append(attrs, jobs.AttrCustomerEmail.ValueSet(*job.Email))
 	}
-	start := s.temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       jobs.WorkflowID(job.ID),
 		TaskQueue:                jobs.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
 		StaticSummary:            fmt.Sprintf("%s upscale of %dx%d image", job.Resolution, job.ImageWidth, job.ImageHeight),
-	}, jobs.WorkflowName, s.workflowInput(job, access))
-	h, err := s.temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: start,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateID:     "checkout",
-			UpdateName:   jobs.UpdateCheckout,
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	var co jobs.Checkout
-	if err == nil {
-		err = h.Get(ctx, &co)
-	}
-	switch {
-	case err == nil:
-		return co, nil
-	case ctx.Err() != nil:
-		return co, fail(http.StatusServiceUnavailable, "checkout_pending",
-			"the payment page is not ready yet; retry with the same Idempotency-Key")
-	default:
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == jobs.ReasonCheckoutFailed {
-			return co, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
-		}
+	}, jobs.WorkflowName, in)
+	var ended *serviceerror.WorkflowExecutionAlreadyStarted // its run has closed already
+	if err != nil && !errors.As(err, &ended) {
 		return co, fmt.Errorf("start job workflow: %w", err)
 	}
+	return co, nil
+}
+
+// ensureCheckout returns the job's recorded session, or makes and records it.
+func (s *Server) ensureCheckout(ctx context.Context, job store.Job, in jobs.WorkflowInput) (jobs.Checkout, error) {
+	if job.CheckoutURL != nil {
+		return jobs.Checkout{SessionID: deref(job.CheckoutSessionID), URL: *job.CheckoutURL, ExpiresAt: *job.CheckoutExpiresAt}, nil
+	}
+	if job.Status.Final() { // it ended before a session existed
+		return jobs.Checkout{}, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
+	}
+	name, description := jobs.CheckoutText(job.Resolution, job.ImageWidth, job.ImageHeight)
+	sess, err := s.payments.CreateCheckout(ctx, payments.CheckoutParams{
+		JobID: job.ID, AmountCents: job.PriceCents, Currency: job.Currency,
+		ProductName: name, Description: description, CustomerEmail: in.Email,
+		SuccessURL: in.SuccessURL, CancelURL: in.CancelURL, ExpiresAt: in.CheckoutExpiresAt,
+	})
+	switch {
+	case err != nil && payments.Retryable(err):
+		s.log.WarnContext(ctx, "creating the Checkout Session failed for now", "job_id", job.ID, "error", err)
+		return jobs.Checkout{}, fail(http.StatusServiceUnavailable, "checkout_pending",
+			"the payment page is not ready yet; retry with the same Idempotency-Key")
+	case err != nil: // Stripe refused it: the job cannot be paid for
+		s.log.ErrorContext(ctx, "Stripe refused the Checkout Session", "job_id", job.ID, "error", err)
+		if err := s.store.MarkFailed(ctx, job.ID, jobs.ReasonCheckoutFailed, err.Error()); err != nil {
+			return jobs.Checkout{}, err
+		}
+		return jobs.Checkout{}, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
+	}
+	if err := s.store.SetCheckout(ctx, job.ID, sess.ID, sess.URL, in.CheckoutExpiresAt); err != nil {
+		return jobs.Checkout{}, err
+	}
+	return jobs.Checkout{SessionID: sess.ID, URL: sess.URL, ExpiresAt: in.CheckoutExpiresAt}, nil
 }
 
 func (s *Server) workflowInput(job store.Job, access string) jobs.WorkflowInput {

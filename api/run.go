@@ -11,6 +11,7 @@ import (
 
 	"hires/internal/config"
 	"hires/internal/metrics"
+	"hires/internal/payments"
 	"hires/internal/storage"
 	"hires/internal/store"
 	"hires/internal/temporalclient"
@@ -40,7 +41,11 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer closeTemporal()
 	ready.Check("temporal", metrics.TemporalCheck(tc))
-	e, err := New(Deps{Config: cfg, Store: st, Temporal: tc, Files: files, Logger: logger, Metrics: reg, Ready: ready})
+	pay, err := payments.New(cfg.StripeSecretKey, cfg.StripeAPIBase)
+	if err != nil {
+		return err
+	}
+	e, err := New(Deps{Config: cfg, Store: st, Temporal: tc, Payments: pay, Files: files, Logger: logger, Metrics: reg, Ready: ready})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"hires/internal/config"
 	"hires/internal/jobs"
 	"hires/internal/metrics"
+	"hires/internal/payments"
 	"hires/internal/storage"
 	"hires/internal/store"
 	"hires/internal/tracing"
@@ -28,6 +29,8 @@ type Deps struct {
 	Config   config.Config
 	Store    *store.Store
 	Temporal client.Client
+	// Payments makes each job's Checkout Session.
+	Payments Checkouts
 	Files    storage.Store
 	Logger   *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -50,17 +53,25 @@ type jobStore interface {
 	MarkDownloaded(ctx context.Context, jobID string) error
 	StripeEventSeen(ctx context.Context, eventID string) (bool, error)
 	RecordStripeEvent(ctx context.Context, eventID, typ, jobID, outcome string) (bool, error)
+	SetCheckout(ctx context.Context, id, sessionID, url string, expiresAt time.Time) error
+	MarkFailed(ctx context.Context, id, reason, detail string) error
 	ConfirmRefund(ctx context.Context, c store.RefundConfirmation) (string, error)
 	CostReport(ctx context.Context, from, to time.Time) ([]store.CostDay, error)
 }
 
 var _ jobStore = (*store.Store)(nil)
 
+// Checkouts makes Stripe Checkout Sessions (*payments.Client).
+type Checkouts interface {
+	CreateCheckout(ctx context.Context, p payments.CheckoutParams) (payments.Session, error)
+}
+
 // Server serves the API.
 type Server struct {
 	cfg      config.Config
 	store    jobStore
 	temporal client.Client
+	payments Checkouts
 	files    storage.Store
 	sources  *urlguard.Policy
 	log      *slog.Logger
@@ -84,7 +95,7 @@ func newEcho(d Deps, st jobStore) (*echo.Echo, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: d.Config, store: st, temporal: d.Temporal, files: d.Files,
+		cfg: d.Config, store: st, temporal: d.Temporal, payments: d.Payments, files: d.Files,
 		sources: sources, log: d.Logger, now: d.Now,
 	}
 	if s.log == nil {

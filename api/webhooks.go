@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -62,14 +63,6 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 	} else if seen {
 		return c.JSON(http.StatusOK, map[string]string{"status": "duplicate"})
 	}
-	job, err := s.store.Get(ctx, id.String())
-	if errors.Is(err, store.ErrNotFound) {
-		log.WarnContext(ctx, "stripe event for an unknown job ignored", "job_id", id)
-		return c.JSON(http.StatusOK, map[string]string{"status": "ignored"})
-	}
-	if err != nil {
-		return err
-	}
 	signal := jobs.StripeEvent{
 		EventID:         ev.ID,
 		Type:            ev.Type,
@@ -80,30 +73,48 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 		Currency:        ev.Session.Currency,
 		CustomerEmail:   ev.Session.CustomerEmail,
 	}
+	// The running job's workflow is signalled straight away; the job's
+	// record is read only when there is none to signal.
+	jobID := id.String()
 	outcome := "signalled"
-	err = s.temporal.SignalWorkflow(ctx, jobs.WorkflowID(job.ID), "", jobs.SignalStripeEvent, signal)
+	err = s.temporal.SignalWorkflow(ctx, jobs.WorkflowID(jobID), "", jobs.SignalStripeEvent, signal)
 	var notFound *serviceerror.NotFound
 	switch {
-	case errors.As(err, &notFound) && isNewPayment(signal, job):
-		// The job's workflow has ended (abandoned), yet the customer paid:
-		// refund it in a workflow of its own, at most one per job.
-		outcome = "late_payment_refund"
-		if err := s.startLatePaymentRefund(ctx, job.ID, signal); err != nil {
-			log.ErrorContext(ctx, "starting the late-payment refund failed; Stripe will retry", "job_id", job.ID, "error", err)
-			return fail(http.StatusServiceUnavailable, "unavailable", "event not accepted, retry later")
-		}
-		log.WarnContext(ctx, "payment for a closed job: refunding it", "job_id", job.ID, "job_status", job.Status)
 	case errors.As(err, &notFound):
-		outcome = "workflow_closed"
-		log.WarnContext(ctx, "stripe event for a closed job", "job_id", job.ID, "job_status", job.Status)
+		job, err := s.store.Get(ctx, jobID)
+		if errors.Is(err, store.ErrNotFound) {
+			log.WarnContext(ctx, "stripe event for an unknown job ignored", "job_id", jobID)
+			return c.JSON(http.StatusOK, map[string]string{"status": "ignored"})
+		}
+		if err != nil {
+			return err
+		}
+		if outcome, err = s.closedJobEvent(ctx, log, job, signal); err != nil {
+			return err
+		}
 	case err != nil:
-		log.ErrorContext(ctx, "signalling the job failed; Stripe will retry", "job_id", job.ID, "error", err)
+		log.ErrorContext(ctx, "signalling the job failed; Stripe will retry", "job_id", jobID, "error", err)
 		return fail(http.StatusServiceUnavailable, "unavailable", "event not accepted, retry later")
 	}
-	if _, err := s.store.RecordStripeEvent(ctx, ev.ID, ev.Type, job.ID, outcome); err != nil {
+	if _, err := s.store.RecordStripeEvent(ctx, ev.ID, ev.Type, jobID, outcome); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": outcome})
+}
+
+// closedJobEvent handles an event for a job whose workflow has ended: a new
+// payment for it is refunded by a workflow of its own, at most one per job.
+func (s *Server) closedJobEvent(ctx context.Context, log *slog.Logger, job store.Job, signal jobs.StripeEvent) (string, error) {
+	if !isNewPayment(signal, job) {
+		log.WarnContext(ctx, "stripe event for a closed job", "job_id", job.ID, "job_status", job.Status)
+		return "workflow_closed", nil
+	}
+	if err := s.startLatePaymentRefund(ctx, job.ID, signal); err != nil {
+		log.ErrorContext(ctx, "starting the late-payment refund failed; Stripe will retry", "job_id", job.ID, "error", err)
+		return "", fail(http.StatusServiceUnavailable, "unavailable", "event not accepted, retry later")
+	}
+	log.WarnContext(ctx, "payment for a closed job: refunding it", "job_id", job.ID, "job_status", job.Status)
+	return "late_payment_refund", nil
 }
 
 // upsamplerWebhook takes Upsampler's (unauthenticated) callback. The URL's

@@ -41,6 +41,10 @@ func New(c client.Client, acts *activities.Activities, t Tuning) sdkworker.Worke
 	w := sdkworker.New(c, jobs.TaskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize:     t.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: t.MaxConcurrentWorkflowTasks,
+		// A burst of payments is a burst of tasks: two fixed pollers per
+		// kind (the SDK's default) queue them; autoscaled pollers follow it.
+		WorkflowTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+		ActivityTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
 		// On SIGTERM the worker stops polling and gives running activities
 		// this long to finish before they are cancelled.
 		WorkerStopTimeout: t.StopTimeout,

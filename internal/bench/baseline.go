@@ -132,7 +132,10 @@ func (a *baselineActivities) Submit(ctx context.Context, workflowID string) erro
 
 // newBaselineWorker runs the baseline workflows in this process.
 func newBaselineWorker(c client.Client) sdkworker.Worker {
-	w := sdkworker.New(c, baselineQueue, sdkworker.Options{})
+	w := sdkworker.New(c, baselineQueue, sdkworker.Options{ // as the job worker's
+		WorkflowTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+		ActivityTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+	})
 	w.RegisterWorkflowWithOptions(BaselineJob, workflow.RegisterOptions{Name: baselineWorkflow})
 	w.RegisterWorkflowWithOptions(BenchParked, workflow.RegisterOptions{Name: parkedWorkflow})
 	w.RegisterActivity(&baselineActivities{temporal: c})

@@ -228,23 +228,24 @@ func measureCreate(ctx context.Context, d *driver, cfg Config, r *Results) (unpa
 	}
 	for _, level := range cfg.Levels {
 		var api, base samples
-		if err := parallel(ctx, cfg.Requests, level, func(ctx context.Context, _ int) error {
-			wf, took, err := d.roundTrips(ctx)
-			base.add(took)
-			mu.Lock()
-			parked = append(parked, wf)
-			mu.Unlock()
-			return err
-		}); err != nil {
-			return nil, nil, err
-		}
-		if err := parallel(ctx, cfg.Requests, level, func(ctx context.Context, _ int) error {
-			id, took, err := d.createJob(ctx)
-			api.add(took)
-			mu.Lock()
-			unpaid = append(unpaid, id)
-			mu.Unlock()
-			return err
+		// Each step makes one request and its round trips, in alternating
+		// order, so both see the same load.
+		if err := parallel(ctx, cfg.Requests, level, func(ctx context.Context, i int) error {
+			return inTurn(i, func() error {
+				wf, took, err := d.roundTrips(ctx)
+				base.add(took)
+				mu.Lock()
+				parked = append(parked, wf)
+				mu.Unlock()
+				return err
+			}, func() error {
+				id, took, err := d.createJob(ctx)
+				api.add(took)
+				mu.Lock()
+				unpaid = append(unpaid, id)
+				mu.Unlock()
+				return err
+			})
 		}); err != nil {
 			return nil, nil, err
 		}
@@ -269,16 +270,15 @@ func measureWebhooks(ctx context.Context, d *driver, cfg Config, r *Results, unp
 	}
 	var hook, sig samples
 	if err := parallel(ctx, n, cfg.WebhookConcurrency, func(ctx context.Context, i int) error {
-		took, err := d.signalParked(ctx, parked[i])
-		sig.add(took)
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := parallel(ctx, n, cfg.WebhookConcurrency, func(ctx context.Context, i int) error {
-		took, err := d.payWebhook(ctx, sessions[i].s)
-		hook.add(took)
-		return err
+		return inTurn(i, func() error {
+			took, err := d.signalParked(ctx, parked[i])
+			sig.add(took)
+			return err
+		}, func() error {
+			took, err := d.payWebhook(ctx, sessions[i].s)
+			hook.add(took)
+			return err
+		})
 	}); err != nil {
 		return err
 	}
@@ -354,3 +354,14 @@ type paidSession struct {
 }
 
 func round2(v float64) float64 { return ratio(v, 1) }
+
+// inTurn runs a and b, a first on even steps and b first on odd ones.
+func inTurn(i int, a, b func() error) error {
+	if i%2 == 1 {
+		a, b = b, a
+	}
+	if err := a(); err != nil {
+		return err
+	}
+	return b()
+}

@@ -4,6 +4,7 @@
 package jobs
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -206,6 +207,9 @@ type WorkflowInput struct {
 	SuccessURL string
 	CancelURL  string
 	Timeouts   Timeouts
+	// Checkout is the session the API made before starting the workflow.
+	// Workflows started before the API made it (nil) make their own.
+	Checkout *Checkout
 }
 
 // Timeouts are the workflow's business deadlines, taken from configuration.
@@ -227,7 +231,14 @@ type Timeouts struct {
 	ReminderLead time.Duration
 }
 
-// Checkout is the result of UpdateCheckout.
+// CheckoutText is what Stripe Checkout shows the customer for a job.
+func CheckoutText(r Resolution, width, height int) (name, description string) {
+	f := r.Factor()
+	return fmt.Sprintf("High-resolution image (%s)", r),
+		fmt.Sprintf("AI upscale from %dx%d to %dx%d pixels", width, height, width*f, height*f)
+}
+
+// Checkout is the job's Stripe Checkout Session (also UpdateCheckout's result).
 type Checkout struct {
 	SessionID string
 	URL       string

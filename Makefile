@@ -10,7 +10,7 @@ export HIRES_TOOLS_DIR := $(TOOLS)
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all tools build test unit lint run pay expire clean
+.PHONY: all tools build test unit lint run pay expire bench chaos clean
 
 all: build
 
@@ -67,6 +67,14 @@ pay:
 expire:
 	@test -n "$(JOB)" || (echo "usage: make expire JOB=<job id>"; exit 2)
 	go run ./cmd/hires expire $(JOB)
+
+## bench: measure the service on the real local stack; writes docs/bench/ (BENCH_FLAGS="-parked 2000" for a shorter run)
+bench: tools
+	go run ./cmd/bench $(BENCH_FLAGS)
+
+## chaos: hundreds of jobs under faults (worker SIGKILLs, restarts of the API, PostgreSQL and Temporal, a failing and slow Upsampler, duplicated and reordered Stripe events); fails if an invariant breaks
+chaos: tools
+	go run ./cmd/chaos $(CHAOS_FLAGS)
 
 clean:
 	rm -rf bin

@@ -83,11 +83,11 @@ type Config struct {
 
 	// Worker capacity (0 keeps the Temporal SDK's defaults) and how long
 	// running activities may finish after SIGTERM. The sticky cache keeps
-	// the most recently active workflows in memory (about 80 KB each); the
+	// the most recently active workflows in memory (about 100 KB each); the
 	// others are replayed from history when they next wake.
 	WorkerMaxActivities    int           `env:"WORKER_MAX_CONCURRENT_ACTIVITIES"`
 	WorkerMaxWorkflowTasks int           `env:"WORKER_MAX_CONCURRENT_WORKFLOW_TASKS"`
-	WorkerStickyCacheSize  int           `env:"WORKER_STICKY_CACHE_SIZE" envDefault:"1000"`
+	WorkerStickyCacheSize  int           `env:"WORKER_STICKY_CACHE_SIZE" envDefault:"500"`
 	WorkerStopTimeout      time.Duration `env:"WORKER_STOP_TIMEOUT" envDefault:"30s"`
 
 	// The worker's own HTTP server: /metrics, /healthz, /readyz.

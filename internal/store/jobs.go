@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"strings"
@@ -61,6 +63,7 @@ type Job struct {
 	ResultWidth           *int               `db:"result_width"`
 	ResultHeight          *int               `db:"result_height"`
 	DownloadToken         *string            `db:"download_token"`
+	DownloadTokenHash     []byte             `db:"download_token_hash"` // SHA-256 of DownloadToken
 	DownloadExpiresAt     *time.Time         `db:"download_expires_at"`
 	DownloadExpiredAt     *time.Time         `db:"download_expired_at"`
 	RefundStatus          *string            `db:"refund_status"`
@@ -160,9 +163,27 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	return getJob(ctx, s.pool, `id = $1`, id)
 }
 
-// GetByDownloadToken returns the job a download token belongs to, or ErrNotFound.
+// GetByDownloadToken returns the job a download token belongs to, or
+// ErrNotFound. The lookup goes by the token's SHA-256, whose index timing
+// says nothing about the token; the token itself is compared in constant time.
 func (s *Store) GetByDownloadToken(ctx context.Context, token string) (Job, error) {
-	return getJob(ctx, s.pool, `download_token = $1`, token)
+	job, err := getJob(ctx, s.pool, `download_token_hash = $1`, tokenHash(token))
+	if err != nil {
+		return Job{}, err
+	}
+	if job.DownloadToken == nil || subtle.ConstantTimeCompare([]byte(*job.DownloadToken), []byte(token)) != 1 {
+		return Job{}, ErrNotFound
+	}
+	return job, nil
+}
+
+// tokenHash is what a download token is looked up by (nil for no token).
+func tokenHash(token string) []byte {
+	if token == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
 }
 
 // ListFilter selects jobs for the admin list (the seed's get_jobs).

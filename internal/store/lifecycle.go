@@ -104,9 +104,9 @@ func (s *Store) MarkCompleted(ctx context.Context, c Completion) error {
 		`processing_completed_at = now(), upsampler_credits = COALESCE($4, upsampler_credits),
 		 upsampler_cost_cents = COALESCE($5, upsampler_cost_cents), result_key = $6,
 		 result_content_type = $7, result_bytes = $8, result_sha256 = $9, result_width = $10,
-		 result_height = $11, download_token = $12, download_expires_at = $13`,
+		 result_height = $11, download_token = $12, download_expires_at = $13, download_token_hash = $14`,
 		credits, cost, c.ResultKey, c.ContentType, c.Bytes, c.SHA256, c.Width, c.Height,
-		c.DownloadToken, c.DownloadExpiresAt)
+		c.DownloadToken, c.DownloadExpiresAt, tokenHash(c.DownloadToken))
 	return err
 }
 

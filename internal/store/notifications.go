@@ -46,8 +46,9 @@ func (s *Store) SetDownload(ctx context.Context, jobID, token string, expiresAt 
 			return false, fmt.Errorf("%w: the download of a %s job", ErrInvalidTransition, c.Status)
 		}
 		return true, nil
-	}, `UPDATE jobs SET download_expires_at = $2, download_token = COALESCE(NULLIF($3, ''), download_token)`,
-		expiresAt, token)
+	}, `UPDATE jobs SET download_expires_at = $2, download_token = COALESCE(NULLIF($3, ''), download_token),
+		download_token_hash = COALESCE($4, download_token_hash)`,
+		expiresAt, token, tokenHash(token))
 }
 
 // CostDay is one day of the cost report, in integer cents.

@@ -644,6 +644,7 @@ func transitionCases() []transitionCase {
 				w.ResultWidth = ptr(2560)
 				w.ResultHeight = ptr(1920)
 				w.DownloadToken = ptr("first-token-" + id)
+				w.DownloadTokenHash = sha256Of("first-token-" + id)
 				require.NotNil(t, after.DownloadExpiresAt)
 				assert.True(t, c.DownloadExpiresAt.Sub(*after.DownloadExpiresAt).Abs() < time.Minute,
 					"download_expires_at %v, want about %v", *after.DownloadExpiresAt, c.DownloadExpiresAt)
@@ -667,6 +668,7 @@ func transitionCases() []transitionCase {
 				w.ResultWidth = ptr(2560)
 				w.ResultHeight = ptr(1920)
 				w.DownloadToken = ptr("first-token-" + id)
+				w.DownloadTokenHash = sha256Of("first-token-" + id)
 				w.DownloadExpiresAt = after.DownloadExpiresAt
 				require.NotNil(t, after.DownloadExpiresAt)
 				requireNow(t, after.ProcessingCompletedAt, after)
@@ -1168,6 +1170,11 @@ func TestEvents(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, evs)
 	})
+}
+
+func sha256Of(s string) []byte {
+	sum := sha256.Sum256([]byte(s))
+	return sum[:]
 }
 
 func TestGetByDownloadToken(t *testing.T) {

@@ -161,14 +161,17 @@ func (w *job) onStripeEvent(ctx workflow.Context, e jobs.StripeEvent) {
 
 func (w *job) run(ctx workflow.Context) error {
 	if err := w.createCheckout(ctx); err != nil {
-		return w.fail(ctx, jobs.ReasonCheckoutFailed, err)
+		if err := w.fail(ctx, jobs.ReasonCheckoutFailed, err); err != nil {
+			return err
+		}
+		return w.closeUnpaid(ctx, false)
 	}
 	paid, err := w.awaitPayment(ctx)
 	if err != nil {
 		return err
 	}
 	if !paid {
-		return w.settleLatePayment(ctx)
+		return w.closeUnpaid(ctx, true)
 	}
 	return w.fulfil(ctx)
 }

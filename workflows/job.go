@@ -33,6 +33,7 @@ type job struct {
 	latePaid       *jobs.StripeEvent // a payment that arrived after abandonment
 	refundSeen     bool              // Stripe confirmed a refund (charge.refunded)
 	hints          int               // Upsampler callbacks received
+	submission     *submission       // started with the payment, not yet awaited
 	retryRequested *jobs.RetryRequest
 
 	notifyV     workflow.Version  // whether this run sends notifications

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -204,6 +205,27 @@ func TestCallbackBeforeSubmitAnswerWakesTheCheck(t *testing.T) {
 	require.Equal(t, jobs.StatusCompleted, st.Status)
 	require.Equal(t, start.Add(time.Minute).Add(24*time.Hour), st.DownloadExpiry.UTC(), "the check waited for the poll interval")
 	h.env.AssertActivityNumberOfCalls(t, "CheckUpscale", 1)
+}
+
+// The submission starts with the payment's record, inline, not after it.
+func TestSubmissionStartsWithThePayment(t *testing.T) {
+	h := newHarness(t)
+	h.upsampler(queued, success)
+	var order []string
+	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		order = append(order, "local "+info.ActivityType.Name)
+	})
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		order = append(order, info.ActivityType.Name)
+	})
+	h.stripe(time.Minute, paid("evt_1"))
+	st := h.run()
+	require.Equal(t, jobs.StatusCompleted, st.Status)
+	require.GreaterOrEqual(t, len(order), 2)
+	i := slices.Index(order, "local SubmitUpscale")
+	require.NotEqual(t, -1, i, "no inline submission in %v", order)
+	require.Less(t, i, slices.Index(order, "RecordPayment"), "submitted after the payment was recorded: %v", order)
+	require.NotContains(t, order, "SubmitUpscale", "submitted twice: %v", order)
 }
 
 func TestPollingFallbackWhenNoCallbackArrives(t *testing.T) {

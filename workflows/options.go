@@ -41,6 +41,14 @@ func upsamplerOptions(ctx workflow.Context, deadline time.Duration) workflow.Con
 	})
 }
 
+// upsamplerLocalOptions are upsamplerOptions for a local activity.
+func upsamplerLocalOptions(ctx workflow.Context, deadline time.Duration) workflow.Context {
+	o := workflow.GetActivityOptions(upsamplerOptions(ctx, deadline))
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout, RetryPolicy: o.RetryPolicy,
+	})
+}
+
 // Result download: large files, so a heartbeat shows progress.
 func resultOptions(ctx workflow.Context, deadline time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{

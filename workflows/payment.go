@@ -10,7 +10,14 @@ import (
 	"hires/internal/jobs"
 )
 
+// createCheckout takes the session the API made before starting the job;
+// workflows started before it did so make their own.
 func (w *job) createCheckout(ctx workflow.Context) error {
+	if w.in.Checkout != nil {
+		w.checkout = w.in.Checkout
+		w.notify(ctx, "", jobs.HookJobCreated)
+		return nil
+	}
 	in := w.in
 	var c jobs.Checkout
 	err := workflow.ExecuteActivity(stripeOptions(ctx, min(in.Timeouts.Payment, 10*time.Minute)),
@@ -46,7 +53,7 @@ func (w *job) awaitPayment(ctx workflow.Context) (bool, error) {
 	}
 	switch {
 	case w.paid != nil:
-		return true, w.recordPayment(ctx, w.paid.EventID, *w.paid)
+		return true, w.payAndSubmit(ctx, w.paid.EventID, *w.paid)
 	case decided:
 		ps := jobs.PaymentExpired
 		if w.closedByEvent.Type == jobs.EventCheckoutAsyncFailed {
@@ -75,12 +82,22 @@ func (w *job) expireCheckout(ctx workflow.Context) (bool, error) {
 	}
 	switch {
 	case w.paid != nil: // a payment signal raced the expiry
-		return true, w.recordPayment(ctx, w.paid.EventID, *w.paid)
+		return true, w.payAndSubmit(ctx, w.paid.EventID, *w.paid)
 	case res.Paid:
 		w.paid = &res.Payment
-		return true, w.recordPayment(ctx, "stripe:"+res.Payment.SessionID, res.Payment)
+		return true, w.payAndSubmit(ctx, "stripe:"+res.Payment.SessionID, res.Payment)
 	}
 	return false, nil
+}
+
+// payAndSubmit records the payment while Upsampler already gets the image:
+// the customer has paid, and the upscale is what they wait for. The
+// submission runs inline, as a local activity, sparing it a task hop.
+func (w *job) payAndSubmit(ctx workflow.Context, cause string, p jobs.StripeEvent) error {
+	if workflow.GetVersion(ctx, "submit-with-payment", workflow.DefaultVersion, 1) >= 1 {
+		w.submission = w.submit(ctx, true)
+	}
+	return w.recordPayment(ctx, cause, p)
 }
 
 func (w *job) recordPayment(ctx workflow.Context, cause string, p jobs.StripeEvent) error {

@@ -57,13 +57,16 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 	deadline := workflow.Now(ctx).Add(t.Processing)
 	remaining := func() time.Duration { return deadline.Sub(workflow.Now(ctx)) }
 
+	sub := w.submission // started with the payment, on the first attempt
+	w.submission = nil
+	if sub == nil {
+		sub = w.submit(ctx, false)
+	}
 	// A callback can beat the submission's own answer (a fast Upsampler):
-	// one that arrives from here on must wake the first status check.
-	hintsBefore := w.hints
+	// one that arrives after the submission started must wake the first check.
+	hintsBefore := sub.hints
 	var st activities.UpscaleStatus
-	err := workflow.ExecuteActivity(upsamplerOptions(ctx, t.Processing), a.SubmitUpscale,
-		activities.SubmitUpscaleInput{JobID: w.in.JobID, ImageURL: w.in.ImageURL,
-			Factor: w.in.Resolution.Factor(), Attempt: w.state.Attempt}).Get(ctx, &st)
+	err := sub.result.Get(ctx, &st)
 	if err != nil {
 		if isType(err, activities.ErrTypeUpsamplerRejected) {
 			return st, jobs.ReasonUpsamplerRejected, err
@@ -124,6 +127,26 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 		return st, jobs.ReasonUpsamplerNoOutput, errors.New("Upsampler reported success without an output URL")
 	}
 	return st, "", nil
+}
+
+// submission is a SubmitUpscale under way.
+type submission struct {
+	result workflow.Future
+	hints  int // callbacks received before it started
+}
+
+// submit sends the image to Upsampler, inline (a local activity) or as a
+// regular activity; both retry under the same policy and deadline.
+func (w *job) submit(ctx workflow.Context, inline bool) *submission {
+	in := activities.SubmitUpscaleInput{JobID: w.in.JobID, ImageURL: w.in.ImageURL,
+		Factor: w.in.Resolution.Factor(), Attempt: w.state.Attempt}
+	s := &submission{hints: w.hints}
+	if inline {
+		s.result = workflow.ExecuteLocalActivity(upsamplerLocalOptions(ctx, w.in.Timeouts.Processing), a.SubmitUpscale, in)
+	} else {
+		s.result = workflow.ExecuteActivity(upsamplerOptions(ctx, w.in.Timeouts.Processing), a.SubmitUpscale, in)
+	}
+	return s
 }
 
 // storeResult keeps Upsampler's output before its URL expires.

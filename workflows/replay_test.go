@@ -15,17 +15,21 @@ import (
 // jobs that are sleeping in production.
 func TestReplayRecordedHistories(t *testing.T) {
 	// testdata/*.json were recorded before notifications existed (version
-	// DefaultVersion of "notifications"); testdata/v1/ after.
+	// DefaultVersion of "notifications"); testdata/v1/ after; testdata/v2/
+	// once the API made the Checkout Session and the submission went with
+	// the payment ("submit-with-payment", "early-callback").
 	files, err := filepath.Glob("testdata/*.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	newer, err := filepath.Glob("testdata/v1/*.json")
-	if err != nil {
-		t.Fatal(err)
+	for _, dir := range []string{"testdata/v1", "testdata/v2"} {
+		newer, err := filepath.Glob(dir + "/*.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, newer...)
 	}
-	files = append(files, newer...)
-	if len(files) < 16 {
+	if len(files) < 26 {
 		t.Fatalf("want the recorded histories in testdata, found %d", len(files))
 	}
 	for _, f := range files {

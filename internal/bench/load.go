@@ -226,6 +226,15 @@ func (d *driver) signalParked(ctx context.Context, workflowID string) (time.Dura
 // lifecycle drives one job from creation to the end of its workflow (after
 // its download expired).
 func (d *driver) lifecycle(ctx context.Context) (string, error) {
+	id, err := d.createAndPay(ctx)
+	if err != nil {
+		return "", err
+	}
+	return id, d.waitEnd(ctx, id, jobs.StatusCompleted)
+}
+
+// createAndPay creates a job and sends its payment webhook.
+func (d *driver) createAndPay(ctx context.Context) (string, error) {
 	id, _, err := d.createJob(ctx)
 	if err != nil {
 		return "", err
@@ -234,17 +243,8 @@ func (d *driver) lifecycle(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := d.payWebhook(ctx, s); err != nil {
-		return "", err
-	}
-	var st jobs.State
-	if err := d.temporal.GetWorkflow(ctx, jobs.WorkflowID(id), "").Get(ctx, &st); err != nil {
-		return "", fmt.Errorf("job %s: %w", id, err)
-	}
-	if st.Status != jobs.StatusCompleted {
-		return "", fmt.Errorf("job %s ended %s, want completed", id, st.Status)
-	}
-	return id, nil
+	_, err = d.payWebhook(ctx, s)
+	return id, err
 }
 
 // baselineLifecycle drives the baseline workflow the same way.

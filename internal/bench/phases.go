@@ -64,20 +64,14 @@ func (d *driver) failedJob(ctx context.Context) (string, error) {
 	if err := d.s.Upsampler.SetBehavior(b); err != nil {
 		return "", err
 	}
-	id, _, err := d.createJob(ctx)
+	id, err := d.createAndPay(ctx)
 	if err != nil {
-		return "", err
-	}
-	s, err := d.paidSession(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	if _, err := d.payWebhook(ctx, s); err != nil {
 		return "", err
 	}
 	return id, d.waitEnd(ctx, id, jobs.StatusFailed)
 }
 
+// waitEnd waits for the job's workflow to end, in status want.
 func (d *driver) waitEnd(ctx context.Context, id string, want jobs.Status) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

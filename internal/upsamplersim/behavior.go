@@ -4,6 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"net/url"
 	"time"
 )
 
@@ -43,6 +47,16 @@ type Behavior struct {
 	// WebhookRetries is how many extra attempts a callback gets after a
 	// non-2xx answer or a transport error (0–10; the real policy is unknown).
 	WebhookRetries int
+
+	// FailRate is the share of jobs (0–1) that end FAILED with an internal
+	// error; SlowRate the share of the others (0–1) that take SlowDelay
+	// instead of ProcessingDelay. Which jobs is decided by Fate, from Seed
+	// and the input image, so that a run is reproducible whatever order the
+	// jobs arrive in. FailNext, when set, comes first.
+	FailRate  float64
+	SlowRate  float64
+	SlowDelay time.Duration
+	Seed      int64
 }
 
 const maxWebhookRetries = 10
@@ -60,6 +74,10 @@ type behaviorJSON struct {
 	InsufficientCredits    bool         `json:"insufficientCredits"`
 	WebhookDelay           jsonDuration `json:"webhookDelay"`
 	WebhookRetries         int          `json:"webhookRetries"`
+	FailRate               float64      `json:"failRate"`
+	SlowRate               float64      `json:"slowRate"`
+	SlowDelay              jsonDuration `json:"slowDelay"`
+	Seed                   int64        `json:"seed"`
 }
 
 func (b Behavior) wire() behaviorJSON {
@@ -75,6 +93,10 @@ func (b Behavior) wire() behaviorJSON {
 		InsufficientCredits:    b.InsufficientCredits,
 		WebhookDelay:           jsonDuration(b.WebhookDelay),
 		WebhookRetries:         b.WebhookRetries,
+		FailRate:               b.FailRate,
+		SlowRate:               b.SlowRate,
+		SlowDelay:              jsonDuration(b.SlowDelay),
+		Seed:                   b.Seed,
 	}
 }
 
@@ -91,6 +113,10 @@ func (w behaviorJSON) behavior() Behavior {
 		InsufficientCredits:    w.InsufficientCredits,
 		WebhookDelay:           time.Duration(w.WebhookDelay),
 		WebhookRetries:         w.WebhookRetries,
+		FailRate:               w.FailRate,
+		SlowRate:               w.SlowRate,
+		SlowDelay:              time.Duration(w.SlowDelay),
+		Seed:                   w.Seed,
 	}
 }
 
@@ -111,7 +137,7 @@ func (b *Behavior) UnmarshalJSON(data []byte) error {
 // Validate rejects settings the simulator cannot honour.
 func (b Behavior) Validate() error {
 	var errs []error
-	if b.ProcessingDelay < 0 || b.SubmitDelay < 0 || b.WebhookDelay < 0 {
+	if b.ProcessingDelay < 0 || b.SubmitDelay < 0 || b.WebhookDelay < 0 || b.SlowDelay < 0 {
 		errs = append(errs, errors.New("delays must not be negative"))
 	}
 	if b.FailSubmitStatus != 0 && (b.FailSubmitStatus < 400 || b.FailSubmitStatus > 599) {
@@ -123,7 +149,37 @@ func (b Behavior) Validate() error {
 	if b.WebhookRetries < 0 || b.WebhookRetries > maxWebhookRetries {
 		errs = append(errs, fmt.Errorf("webhookRetries %d: want 0-%d", b.WebhookRetries, maxWebhookRetries))
 	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"failRate", b.FailRate}, {"slowRate", b.SlowRate}} {
+		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
+			errs = append(errs, fmt.Errorf("%s %v: want 0-1", r.name, r.v))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// Fate is what FailRate and SlowRate decide for one job.
+type Fate struct {
+	Fail bool // ends FAILED with an internal error
+	Slow bool // takes SlowDelay (never set together with Fail)
+}
+
+// Fate draws a job's fate from a source seeded with Seed and the input
+// image URL's path and query (not its host, whose port changes between
+// runs): the same image always meets the same fate under one seed, and a
+// test can predict it.
+func (b Behavior) Fate(imageURL string) Fate {
+	key := imageURL
+	if u, err := url.Parse(imageURL); err == nil {
+		key = u.RequestURI()
+	}
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	r := rand.New(rand.NewPCG(uint64(b.Seed), h.Sum64()))
+	fail, slow := r.Float64() < b.FailRate, r.Float64() < b.SlowRate
+	return Fate{Fail: fail, Slow: slow && !fail}
 }
 
 // jsonDuration is a time.Duration that reads and writes "1.5s" strings.

@@ -75,6 +75,11 @@ func (s *Server) createJob(endpoint string, body SubmitBody, baseURL string) (*j
 		s.behavior.FailNext--
 		failThis = true
 	}
+	fate := b.Fate(body.Input.ImageURL)
+	failThis = failThis || fate.Fail
+	if fate.Slow {
+		b.ProcessingDelay = b.SlowDelay // this job only: b is a copy
+	}
 
 	j := &job{
 		id:       uuid.NewString(),

@@ -32,6 +32,9 @@ type MailpitOptions struct {
 	// address that does not match it is refused with "550 5.1.0", which lets
 	// tests produce a permanent delivery failure.
 	SMTPAllowedRecipients string
+	// MaxMessages is how many messages mailpit keeps before it deletes the
+	// oldest: 0 keeps its default (500), a negative value keeps them all.
+	MaxMessages int
 	// Output receives mailpit's output; nil discards it.
 	Output io.Writer
 	// StartTimeout bounds start-up; default 30s. ctx may end it earlier.
@@ -157,6 +160,12 @@ func startMailpitOnce(ctx context.Context, opts MailpitOptions, smtpHost string,
 	}
 	if opts.SMTPAllowedRecipients != "" {
 		args = append(args, "--smtp-allowed-recipients", opts.SMTPAllowedRecipients)
+	}
+	switch {
+	case opts.MaxMessages < 0:
+		args = append(args, "--max", "0") // 0: never delete
+	case opts.MaxMessages > 0:
+		args = append(args, "--max", strconv.Itoa(opts.MaxMessages))
 	}
 	cmd := exec.Command(opts.Bin, args...)
 	cmd.Env = withoutMailpitEnv(os.Environ())

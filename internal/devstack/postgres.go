@@ -50,6 +50,13 @@ type Postgres struct {
 	removeDir bool
 	stopOnce  sync.Once
 	stopErr   error
+	stopped   bool
+
+	// What Restart needs to start the same server again.
+	bin          string
+	cred         *syscall.Credential
+	output       io.Writer
+	startTimeout time.Duration
 }
 
 // errNoPostgres is returned when no server binaries can be found.
@@ -97,7 +104,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (_ *Postgres, err 
 		return nil, err
 	}
 
-	pg := &Postgres{Dir: opts.Dir}
+	pg := &Postgres{Dir: opts.Dir, bin: postgresBin, cred: cred, output: opts.Output, startTimeout: opts.StartTimeout}
 	if pg.Dir == "" {
 		if pg.Dir, err = os.MkdirTemp("", "hires-pg-"); err != nil {
 			return nil, fmt.Errorf("postgres: create data dir: %w", err)
@@ -167,6 +174,7 @@ func (pg *Postgres) PID() int { return pg.proc.pid() }
 // group after 15s) and removes a temporary data directory. Idempotent.
 func (pg *Postgres) Stop() error {
 	pg.stopOnce.Do(func() {
+		pg.stopped = true
 		pg.stopErr = pg.proc.stop(syscall.SIGINT, 15*time.Second)
 		if pg.removeDir {
 			if err := os.RemoveAll(pg.Dir); err != nil && pg.stopErr == nil {
@@ -175,6 +183,32 @@ func (pg *Postgres) Stop() error {
 		}
 	})
 	return pg.stopErr
+}
+
+// Restart stops the server (fast shutdown), waits down, and starts it
+// again on the same data directory and port: an outage that keeps every
+// committed row, for fault-injection runs. Connections are cut; clients
+// must reconnect. It must not run concurrently with Stop or PID.
+func (pg *Postgres) Restart(ctx context.Context, down time.Duration) error {
+	if pg.stopped {
+		return errors.New("postgres: restart after Stop")
+	}
+	if err := pg.proc.stop(syscall.SIGINT, 15*time.Second); err != nil {
+		return fmt.Errorf("postgres: restart: %w", err)
+	}
+	select {
+	case <-time.After(down):
+	case <-ctx.Done():
+		return fmt.Errorf("postgres: restart: %w", ctx.Err())
+	}
+	ctx, cancel := context.WithTimeout(ctx, pg.startTimeout)
+	defer cancel()
+	p, err := startPostgresServer(ctx, pg.bin, pg.Dir, pg.Port, pg.cred, pg.output)
+	if err != nil {
+		return fmt.Errorf("postgres: restart on port %d: %w", pg.Port, err)
+	}
+	pg.proc = p
+	return nil
 }
 
 func runInitdb(ctx context.Context, bin, dir string, cred *syscall.Credential, out io.Writer) error {

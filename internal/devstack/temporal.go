@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,6 +37,8 @@ type TemporalOptions struct {
 	// DBFile persists state in this SQLite file across restarts; empty
 	// keeps everything in memory.
 	DBFile string
+	// DynamicConfig are extra server settings, as "key=value".
+	DynamicConfig []string
 	// Output receives the server's output; nil discards it.
 	Output io.Writer
 	// StartTimeout bounds start-up; default 60s. ctx may end it earlier.
@@ -53,6 +56,11 @@ type Temporal struct {
 	proc     *process
 	stopOnce sync.Once
 	stopErr  error
+	stopped  bool
+
+	// What Restart needs: the options with the ports actually used.
+	opts      TemporalOptions
+	wantAttrs []string
 }
 
 // StartTemporal runs the Temporal dev server and waits until the namespace
@@ -116,7 +124,10 @@ func startTemporalOnce(ctx context.Context, opts TemporalOptions, wantAttrs []st
 	t := &Temporal{
 		Address:   net.JoinHostPort(opts.IP, strconv.Itoa(port)),
 		Namespace: opts.Namespace,
+		opts:      opts,
+		wantAttrs: wantAttrs,
 	}
+	t.opts.Port, t.opts.UIPort = port, uiPort
 	args := []string{
 		"server", "start-dev",
 		"--ip", opts.IP,
@@ -137,6 +148,9 @@ func startTemporalOnce(ctx context.Context, opts TemporalOptions, wantAttrs []st
 	}
 	if opts.DBFile != "" {
 		args = append(args, "--db-filename", opts.DBFile)
+	}
+	for _, kv := range opts.DynamicConfig {
+		args = append(args, "--dynamic-config-value", kv)
 	}
 
 	t.proc, err = startProcess("temporal", exec.Command(opts.Bin, args...), opts.Output, nil)
@@ -206,8 +220,41 @@ func (t *Temporal) PID() int { return t.proc.pid() }
 // Stop shuts the server down (SIGTERM, then SIGKILL of the process group
 // after 15s). Idempotent.
 func (t *Temporal) Stop() error {
-	t.stopOnce.Do(func() { t.stopErr = t.proc.stop(syscall.SIGTERM, 15*time.Second) })
+	t.stopOnce.Do(func() {
+		t.stopped = true
+		t.stopErr = t.proc.stop(syscall.SIGTERM, 15*time.Second)
+	})
 	return t.stopErr
+}
+
+// Restart stops the server, waits down, and starts it again on the same
+// ports and database file, so that workflows, timers and schedules carry
+// on: an outage for fault-injection runs. It needs DBFile (an in-memory
+// server would come back empty) and must not run concurrently with Stop
+// or PID.
+func (t *Temporal) Restart(ctx context.Context, down time.Duration) error {
+	switch {
+	case t.stopped:
+		return errors.New("temporal: restart after Stop")
+	case t.opts.DBFile == "":
+		return errors.New("temporal: restart needs TemporalOptions.DBFile, or every workflow would be lost")
+	}
+	if err := t.proc.stop(syscall.SIGTERM, 15*time.Second); err != nil {
+		return fmt.Errorf("temporal: restart: %w", err)
+	}
+	select {
+	case <-time.After(down):
+	case <-ctx.Done():
+		return fmt.Errorf("temporal: restart: %w", ctx.Err())
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.opts.StartTimeout)
+	defer cancel()
+	fresh, err := startTemporalOnce(ctx, t.opts, t.wantAttrs)
+	if err != nil {
+		return fmt.Errorf("temporal: restart at %s: %w", t.Address, err)
+	}
+	t.proc = fresh.proc
+	return nil
 }
 
 // parseSearchAttributes validates "Name=Type" pairs and returns the names.

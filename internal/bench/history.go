@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -27,9 +26,9 @@ func history(ctx context.Context, c client.Client, workflowID string) (*historyp
 	return h, nil
 }
 
-// saveHistory writes a history as JSON (the Web UI's export format) under
-// dir/histories, so every counted figure can be checked.
-func saveHistory(dir, workflowID string, h *historypb.History) error {
+// saveHistory writes a history as JSON (the Web UI's export format) to
+// dir/histories/name.json, so every counted figure can be checked.
+func saveHistory(dir, name string, h *historypb.History) error {
 	raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 	if err != nil {
 		return err
@@ -38,6 +37,5 @@ func saveHistory(dir, workflowID string, h *historypb.History) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	name := strings.NewReplacer(":", "-", "/", "-").Replace(workflowID) + ".json"
-	return os.WriteFile(filepath.Join(out, name), raw, 0o644)
+	return os.WriteFile(filepath.Join(out, name+".json"), raw, 0o644)
 }

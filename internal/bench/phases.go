@@ -26,17 +26,17 @@ func measureCosts(ctx context.Context, d *driver, r *Results, happy string) erro
 	if err != nil {
 		return err
 	}
-	for _, p := range []struct{ path, workflowID string }{
-		{"happy (paid, delivered, expired)", jobs.WorkflowID(happy)},
-		{"abandoned (checkout expired)", jobs.WorkflowID(abandoned)},
-		{"failed and refunded", jobs.WorkflowID(failed)},
-		{"baseline workflow (no work)", baseline},
+	for _, p := range []struct{ name, path, workflowID string }{
+		{"happy", "happy (paid, delivered, expired)", jobs.WorkflowID(happy)},
+		{"abandoned", "abandoned (checkout expired)", jobs.WorkflowID(abandoned)},
+		{"failed_refunded", "failed and refunded", jobs.WorkflowID(failed)},
+		{"baseline", "baseline workflow (no work)", baseline},
 	} {
 		h, err := history(ctx, d.temporal, p.workflowID)
 		if err != nil {
 			return err
 		}
-		if err := saveHistory(r.outDir, p.workflowID, h); err != nil {
+		if err := saveHistory(r.outDir, p.name, h); err != nil {
 			return err
 		}
 		rep := historycost.Count(h)

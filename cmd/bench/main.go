@@ -25,6 +25,7 @@ func main() {
 	flag.StringVar(&levels, "levels", "1,4,16", "concurrency levels for POST /v1/jobs")
 	flag.IntVar(&cfg.Webhooks, "webhooks", 200, "payment webhooks for the webhook figures")
 	flag.IntVar(&cfg.WebhookConcurrency, "webhook-concurrency", 4, "concurrent payment webhooks")
+	flag.IntVar(&cfg.QuietPayments, "quiet-payments", 100, "payments then sent one at a time")
 	flag.IntVar(&cfg.Lifecycles, "lifecycles", 300, "whole lifecycles for the throughput figures")
 	flag.IntVar(&cfg.LifecycleConcurrency, "lifecycle-concurrency", 50, "lifecycles in flight at once")
 	flag.Parse()
@@ -36,7 +37,7 @@ func main() {
 		}
 		cfg.Levels = append(cfg.Levels, n)
 	}
-	if cfg.Parked < 1 || cfg.Requests < 1 || cfg.Webhooks < 1 || cfg.WebhookConcurrency < 1 || cfg.Lifecycles < 1 || cfg.LifecycleConcurrency < 1 {
+	if cfg.Parked < 1 || cfg.Requests < 1 || cfg.Webhooks < 1 || cfg.QuietPayments < 1 || cfg.WebhookConcurrency < 1 || cfg.Lifecycles < 1 || cfg.LifecycleConcurrency < 1 {
 		fmt.Fprintln(os.Stderr, "bench: every count and concurrency must be at least 1")
 		os.Exit(2)
 	}

@@ -36,6 +36,8 @@ type Config struct {
 	// Webhooks paid at WebhookConcurrency for the webhook figures.
 	Webhooks           int
 	WebhookConcurrency int
+	// QuietPayments are then paid one at a time for the payment-to-submit figure.
+	QuietPayments int
 	// Lifecycles driven at LifecycleConcurrency for the throughput figures.
 	Lifecycles           int
 	LifecycleConcurrency int
@@ -44,18 +46,20 @@ type Config struct {
 
 // Results is everything one run measured.
 type Results struct {
-	Machine         Machine           `json:"machine"`
-	Config          Config            `json:"config"`
-	Started         time.Time         `json:"started"`
-	Took            string            `json:"took"`
-	Create          []CreateLevel     `json:"create_job"`
-	Webhook         WebhookResult     `json:"stripe_webhook"`
-	PaymentToSubmit Latency           `json:"payment_to_submit"`
-	Throughput      Throughput        `json:"throughput"`
-	Costs           []PathCost        `json:"temporal_costs"`
-	Growth          []Checkpoint      `json:"growth"`
-	Targets         []Target          `json:"targets"`
-	Settings        map[string]string `json:"settings"`
+	Machine         Machine       `json:"machine"`
+	Config          Config        `json:"config"`
+	Started         time.Time     `json:"started"`
+	Took            string        `json:"took"`
+	Create          []CreateLevel `json:"create_job"`
+	Webhook         WebhookResult `json:"stripe_webhook"`
+	PaymentToSubmit Latency       `json:"payment_to_submit"`
+	// PaymentToSubmitQuiet is the same, one payment at a time.
+	PaymentToSubmitQuiet Latency           `json:"payment_to_submit_one_at_a_time"`
+	Throughput           Throughput        `json:"throughput"`
+	Costs                []PathCost        `json:"temporal_costs"`
+	Growth               []Checkpoint      `json:"growth"`
+	Targets              []Target          `json:"targets"`
+	Settings             map[string]string `json:"settings"`
 
 	outDir string
 }
@@ -294,6 +298,34 @@ func measureWebhooks(ctx context.Context, d *driver, cfg Config, r *Results, unp
 		return err
 	}
 	r.PaymentToSubmit = summarize(p2s)
+
+	// Then one payment at a time, once the burst has settled: the latency a
+	// single customer sees.
+	quietIDs := unpaid[n:min(n+cfg.QuietPayments, len(unpaid))]
+	for len(quietIDs) < cfg.QuietPayments {
+		id, _, err := d.createJob(ctx)
+		if err != nil {
+			return err
+		}
+		quietIDs = append(quietIDs, id)
+	}
+	time.Sleep(10 * time.Second)
+	var quiet []time.Duration
+	for _, id := range quietIDs {
+		s, err := d.paidSession(ctx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := d.payWebhook(ctx, s); err != nil {
+			return err
+		}
+		one, err := d.paymentToSubmit(ctx, []string{id})
+		if err != nil {
+			return err
+		}
+		quiet = append(quiet, one...)
+	}
+	r.PaymentToSubmitQuiet = summarize(quiet)
 	return nil
 }
 

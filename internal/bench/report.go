@@ -54,7 +54,9 @@ func Markdown(r *Results) string {
 	p("| `POST /v1/webhooks/stripe` (checkout.session.completed), concurrency %d | %d | %.1f | %.1f |\n", w.Concurrency, w.API.N, w.API.P50, w.API.P99)
 	p("| bare `SignalWorkflow`, same concurrency | %d | %.1f | %.1f |\n", w.Signal.N, w.Signal.P50, w.Signal.P99)
 	p("| ratio | | %.2f | %.2f |\n", w.RatioP50, w.RatioP99)
-	p("| payment webhook sent -> stand-in receives the job | %d | %.1f | %.1f |\n", r.PaymentToSubmit.N, r.PaymentToSubmit.P50, r.PaymentToSubmit.P99)
+	p("| payment webhook sent -> stand-in receives the job, same concurrency | %d | %.1f | %.1f |\n", r.PaymentToSubmit.N, r.PaymentToSubmit.P50, r.PaymentToSubmit.P99)
+	q := r.PaymentToSubmitQuiet
+	p("| payment webhook sent -> stand-in receives the job, one payment at a time | %d | %.1f | %.1f |\n", q.N, q.P50, q.P99)
 
 	t := r.Throughput
 	p("\n#### Sustained lifecycles (create, pay, upscale, deliver, expire after %s), %d jobs at concurrency %d\n\n", r.Settings["DOWNLOAD_TTL"], t.Jobs, t.Concurrency)

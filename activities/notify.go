@@ -63,7 +63,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) error {
 		}
 		return err
 	}
-	return a.Store.RecordNotification(ctx, in.JobID, key)
+	return keepRecording(ctx, func(ctx context.Context) error { return a.Store.RecordNotification(ctx, in.JobID, key) })
 }
 
 // customerEmail prefers the address the customer gave Stripe.
@@ -139,7 +139,7 @@ func (a *Activities) DeliverEvent(ctx context.Context, in DeliverEventInput) err
 			retry = retry || events.Retryable(err)
 			continue
 		}
-		if err := a.Store.RecordNotification(ctx, in.JobID, key); err != nil {
+		if err := keepRecording(ctx, func(ctx context.Context) error { return a.Store.RecordNotification(ctx, in.JobID, key) }); err != nil {
 			return err
 		}
 	}

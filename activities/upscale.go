@@ -52,8 +52,11 @@ func (a *Activities) SubmitUpscale(ctx context.Context, in SubmitUpscaleInput) (
 	if err != nil {
 		return UpscaleStatus{}, upsamplerErr(err, ErrTypeUpsamplerRejected)
 	}
-	// Remember it at once: if this process dies now, the retry finds it.
-	if err := a.Store.RecordSubmission(ctx, in.JobID, in.Attempt, j.ID); err != nil {
+	// Remember it at once: if this process dies now, the retry finds it;
+	// through a database outage, insist rather than submit again.
+	if err := keepRecording(ctx, func(ctx context.Context) error {
+		return a.Store.RecordSubmission(ctx, in.JobID, in.Attempt, j.ID)
+	}); err != nil {
 		return UpscaleStatus{}, err
 	}
 	return statusOf(j), nil

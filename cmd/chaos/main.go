@@ -1,0 +1,63 @@
+// Command chaos runs hundreds of jobs through the whole service while it
+// SIGKILLs and restarts the worker, restarts the API, PostgreSQL and the
+// Temporal dev server, while the Upsampler stand-in fails and slows jobs
+// and Stripe events arrive duplicated and out of order; then it checks
+// the invariants, prints the counts, and exits 1 if any invariant broke.
+//
+//	go run ./cmd/chaos [-jobs 300] [-seed 1] [-keep-logs]
+//
+// It needs the PostgreSQL server binaries and the pinned tools (`make
+// tools`), and must run inside the repository (it builds cmd/hires).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"hires/internal/chaos"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	jobs := flag.Int("jobs", 300, "jobs to drive through the faults")
+	seed := flag.Int64("seed", 1, "seed of the job plan, the event jitter and the stand-in's failures")
+	keep := flag.Bool("keep-logs", false, "keep the run's directory (logs, databases) even when it passes")
+	noFaults := flag.Bool("no-faults", false, "inject no fault: a baseline run of the same traffic")
+	timeout := flag.Duration("timeout", 20*time.Minute, "give up on the whole run after this long")
+	flag.Parse()
+	if *jobs < 1 {
+		fmt.Fprintln(os.Stderr, "chaos: -jobs must be at least 1")
+		return 2
+	}
+	if err := chaos.CheckPrerequisites(); err != nil {
+		fmt.Fprintf(os.Stderr, "chaos: cannot run:\n%v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	rep, err := chaos.Run(ctx, chaos.Options{
+		Jobs: *jobs, Seed: *seed, KeepLogs: *keep, NoFaults: *noFaults, Settings: chaos.DefaultSettings, Progress: os.Stderr,
+	})
+	if rep != nil && rep.Observed != nil {
+		rep.Print(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+		return 2
+	}
+	if !rep.Passed() {
+		return 1
+	}
+	return 0
+}

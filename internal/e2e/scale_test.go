@@ -24,6 +24,7 @@ import (
 	"hires/api"
 	"hires/internal/devstack"
 	"hires/internal/jobs"
+	"hires/internal/upsamplersim"
 	"hires/internal/paysim"
 )
 
@@ -186,6 +187,8 @@ func TestAPIShutdownUnderLoadLosesNothing(t *testing.T) {
 // SIGTERM to the worker while jobs are processed: it stops polling, lets
 // running activities finish, and a restarted worker completes every job.
 func TestWorkerShutdownLosesNoJob(t *testing.T) {
+	// Slow enough that the jobs are still processing when the worker stops.
+	withBehavior(t, func(b *upsamplersim.Behavior) { b.ProcessingDelay = 5 * time.Second })
 	var ids []string
 	for i := 0; i < 3; i++ {
 		ids = append(ids, paidJob(t).ID)

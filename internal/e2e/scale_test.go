@@ -24,8 +24,8 @@ import (
 	"hires/api"
 	"hires/internal/devstack"
 	"hires/internal/jobs"
-	"hires/internal/upsamplersim"
 	"hires/internal/paysim"
+	"hires/internal/upsamplersim"
 )
 
 // apiProcess is a second `hires api` against the same stack.

@@ -26,6 +26,7 @@ type Payments interface {
 	GetSession(ctx context.Context, id string) (payments.Session, error)
 	ExpireSession(ctx context.Context, sessionID, jobID string) (payments.Session, error)
 	Refund(ctx context.Context, p payments.RefundParams) (payments.Refund, error)
+	PaymentState(ctx context.Context, paymentIntentID string) (payments.PaymentState, error)
 }
 
 // Upsampler is the part of the Upsampler API the activities use.

@@ -61,8 +61,11 @@ type ExpireCheckoutInput struct {
 
 // ExpireCheckoutResult tells whether the customer had in fact paid.
 type ExpireCheckoutResult struct {
-	Paid    bool
-	Payment jobs.StripeEvent // set when Paid
+	Paid bool
+	// Processing: the session was completed with a delayed payment method
+	// that Stripe has not decided on yet.
+	Processing bool
+	Payment    jobs.StripeEvent // set when Paid or Processing
 }
 
 // ExpireCheckout closes the session when the payment window ends, so the
@@ -76,8 +79,8 @@ func (a *Activities) ExpireCheckout(ctx context.Context, in ExpireCheckoutInput)
 	if err != nil {
 		return ExpireCheckoutResult{}, stripeErr(err)
 	}
-	if s.Status == "complete" && s.PaymentStatus == "paid" {
-		return ExpireCheckoutResult{Paid: true, Payment: jobs.StripeEvent{
+	if s.Status == "complete" {
+		return ExpireCheckoutResult{Paid: s.PaymentStatus == "paid", Processing: s.PaymentStatus == "unpaid", Payment: jobs.StripeEvent{
 			Type:            "checkout.session.retrieved",
 			SessionID:       s.ID,
 			PaymentStatus:   s.PaymentStatus,
@@ -122,6 +125,18 @@ func (in RecordPaymentInput) record() store.Payment {
 		Currency:        in.Payment.Currency,
 		CustomerEmail:   in.Payment.CustomerEmail,
 	}
+}
+
+// MarkPaymentProcessingInput is a Checkout completed with a delayed method.
+type MarkPaymentProcessingInput struct {
+	JobID string
+	Cause string // the Stripe event ID
+}
+
+// MarkPaymentProcessing records that the customer's delayed payment is
+// being processed by their bank.
+func (a *Activities) MarkPaymentProcessing(ctx context.Context, in MarkPaymentProcessingInput) error {
+	return storeErr(a.Store.MarkPaymentProcessing(ctx, in.JobID, in.Cause))
 }
 
 // RecordAbandonedInput closes an unpaid job.

@@ -28,10 +28,12 @@ type SendEmailInput struct {
 }
 
 var mailKinds = map[string]mail.Kind{
-	jobs.EmailPaymentReceived: mail.KindPaymentReceived,
-	jobs.EmailImageReady:      mail.KindImageReady,
-	jobs.EmailExpiringSoon:    mail.KindExpiringSoon,
-	jobs.EmailFailedRefunded:  mail.KindFailedRefunded,
+	jobs.EmailPaymentReceived:   mail.KindPaymentReceived,
+	jobs.EmailImageReady:        mail.KindImageReady,
+	jobs.EmailExpiringSoon:      mail.KindExpiringSoon,
+	jobs.EmailFailedRefunded:    mail.KindFailedRefunded,
+	jobs.EmailPaymentProcessing: mail.KindPaymentProcessing,
+	jobs.EmailRefundAttention:   mail.KindRefundAttention,
 }
 
 // SendEmail sends one email about the job, once: it is recorded as sent,
@@ -57,6 +59,9 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) error {
 		return nil
 	}
 	msg := mail.Message{Kind: kind, JobID: job.ID, To: customerEmail(job), Seq: in.Seq, Data: a.mailData(job, in.PageURL)}
+	if in.Kind == jobs.EmailRefundAttention {
+		msg.To, msg.AdminOnly = "", true // a notice for the admin; the customer never gets it
+	}
 	if err := a.Mailer.Send(ctx, msg); err != nil {
 		if mail.Permanent(err) {
 			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotificationRejected, err)
@@ -101,6 +106,13 @@ func (a *Activities) mailData(j store.Job, pageURL string) mail.MessageData {
 	}
 	if j.FailureReason != nil {
 		d.Reason = *j.FailureReason
+	}
+	// Shown to the admin only (refund-needs-attention).
+	if j.RefundError != nil {
+		d.Detail = *j.RefundError
+	}
+	if j.PaymentIntentID != nil {
+		d.PaymentID = *j.PaymentIntentID
 	}
 	return d
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"go.temporal.io/sdk/temporal"
+
 	"hires/internal/payments"
 	"hires/internal/store"
 )
@@ -14,6 +16,10 @@ type RefundInput struct {
 	PaymentIntentID string
 	AmountCents     int64  // what was paid, recorded if Stripe says it is already refunded
 	Reason          string // the failure reason, kept in the refund's metadata
+	// Attempt numbers the idempotency key (refund:<job>, then
+	// refund:<job>:<n>). The workflow moves to the next one only after a
+	// definite refusal, which Stripe would replay under the same key for 24 h.
+	Attempt int
 }
 
 // RefundResult is the refund Stripe made.
@@ -23,17 +29,33 @@ type RefundResult struct {
 	Status      string
 }
 
-// RefundPayment refunds the job's payment and records it. The idempotency
-// key is derived from the job, so a retried or replayed refund can never
-// refund twice; a payment already refunded (say, from the Stripe dashboard)
-// counts as refunded.
+// ErrTypeRefundRefused: Stripe refused the refund for good under this
+// attempt's key (no refund was made); the workflow tries a new key later.
+const ErrTypeRefundRefused = "RefundRefused"
+
+// RefundPayment refunds the job's payment and records it. It first reads
+// what Stripe holds: a payment refunded already (by an earlier attempt, or
+// by hand in the Stripe Dashboard) is recorded as refunded and nothing is
+// sent. The idempotency key is derived from the job and the attempt, so a
+// retried or replayed call can never refund twice.
 func (a *Activities) RefundPayment(ctx context.Context, in RefundInput) (RefundResult, error) {
-	r, err := a.Payments.Refund(ctx, payments.RefundParams{
-		JobID: in.JobID, PaymentIntentID: in.PaymentIntentID, Reason: in.Reason,
-	})
+	state, err := a.Payments.PaymentState(ctx, in.PaymentIntentID)
+	if err != nil {
+		return RefundResult{}, stripeErr(err)
+	}
+	var r payments.Refund
+	if state.FullyRefunded() {
+		r = payments.Refund{AmountCents: state.AmountRefundedCents, Status: "succeeded"}
+	} else {
+		r, err = a.Payments.Refund(ctx, payments.RefundParams{
+			JobID: in.JobID, PaymentIntentID: in.PaymentIntentID, Reason: in.Reason, Attempt: in.Attempt,
+		})
+	}
 	switch {
 	case errors.Is(err, payments.ErrAlreadyRefunded):
 		r = payments.Refund{AmountCents: in.AmountCents, Status: "succeeded"}
+	case errors.Is(err, payments.ErrRefundRefused):
+		return RefundResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRefundRefused, err)
 	case err != nil:
 		return RefundResult{}, stripeErr(err)
 	}
@@ -56,6 +78,20 @@ type MarkRefundFailedInput struct {
 // refund_failed); the workflow keeps retrying it.
 func (a *Activities) MarkRefundFailed(ctx context.Context, in MarkRefundFailedInput) error {
 	return storeErr(a.Store.MarkRefundFailed(ctx, in.JobID, in.Detail))
+}
+
+// MarkRefundNeedsAttention hands a refund Stripe kept refusing to the
+// admins (payment status refund_needs_attention). It reports whether the
+// job was moved: false when the refund was confirmed meanwhile.
+func (a *Activities) MarkRefundNeedsAttention(ctx context.Context, in MarkRefundFailedInput) (bool, error) {
+	moved, err := a.Store.MarkRefundNeedsAttention(ctx, in.JobID, in.Detail)
+	if err != nil {
+		return false, storeErr(err)
+	}
+	if moved {
+		a.Metrics.RefundNeedsAttention()
+	}
+	return moved, nil
 }
 
 // RecordLatePayment records a payment that arrived after the job was

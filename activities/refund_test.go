@@ -57,13 +57,26 @@ func runWithPostgres(m *testing.M) int {
 }
 
 // fakeRefunds is Stripe for RefundPayment: it answers every refund with
-// refund and err, and remembers what it was asked.
+// refund and err, and remembers what it was asked. Like Stripe, it reports
+// the payment refunded once a refund succeeded (or refunded is set).
 type fakeRefunds struct {
-	refund payments.Refund
-	err    error
+	refund   payments.Refund
+	err      error
+	stateErr error
+	refunded bool
 
 	mu    sync.Mutex
 	calls []payments.RefundParams
+}
+
+func (f *fakeRefunds) PaymentState(_ context.Context, pi string) (payments.PaymentState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := payments.PaymentState{PaymentIntentID: pi, Status: "succeeded", AmountCents: paidAmount}
+	if f.refunded {
+		st.AmountRefundedCents, st.Refunded = paidAmount, true
+	}
+	return st, f.stateErr
 }
 
 var errNotUsed = errors.New("not used by RefundPayment")
@@ -84,6 +97,9 @@ func (f *fakeRefunds) Refund(_ context.Context, p payments.RefundParams) (paymen
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, p)
+	if f.err == nil || errors.Is(f.err, payments.ErrAlreadyRefunded) {
+		f.refunded = true
+	}
 	return f.refund, f.err
 }
 
@@ -258,12 +274,12 @@ func TestRefundPaymentRecordsTheRefund(t *testing.T) {
 			require.NotEmpty(t, evs)
 			assert.Equal(t, tt.wantCause(job.ID), evs[len(evs)-1].Cause)
 
-			// A retried activity asks Stripe again (the idempotency key
-			// makes that safe) and records nothing more.
+			// A retried activity finds the refund at Stripe, sends nothing
+			// and records nothing more.
 			res, err = runRefund(t, fake, in)
 			require.NoError(t, err)
-			assert.Equal(t, want, res)
-			assert.Len(t, fake.seen(), 2)
+			assert.Equal(t, activities.RefundResult{AmountCents: paidAmount, Status: "succeeded"}, res)
+			assert.Len(t, fake.seen(), 1)
 			assert.Equal(t, after, getRefundJob(t, job.ID))
 			evsAgain, err := refundStore.Events(t.Context(), job.ID)
 			require.NoError(t, err)
@@ -285,6 +301,8 @@ func TestRefundPaymentStripeErrors(t *testing.T) {
 		{"connection reset", errors.New("connection reset"), false},
 		{"Stripe down", fmt.Errorf("payments: refund: %w", &payments.APIError{HTTPStatus: 503, Type: "api_error"}), false},
 		{"rate limited", &payments.APIError{HTTPStatus: 429, Type: "invalid_request_error", Code: "rate_limit"}, false},
+		{"refused for good", fmt.Errorf("payments: refund: %w: %w", payments.ErrRefundRefused, &payments.APIError{HTTPStatus: 400,
+			Type: "invalid_request_error", Code: "charge_disputed"}), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,7 +318,11 @@ func TestRefundPaymentStripeErrors(t *testing.T) {
 			var appErr *temporal.ApplicationError
 			if tt.nonRetryable {
 				require.True(t, errors.As(err, &appErr), "want an ApplicationError, got %T: %v", err, err)
-				assert.Equal(t, activities.ErrTypeStripeRejected, appErr.Type())
+				want := activities.ErrTypeStripeRejected
+				if errors.Is(tt.err, payments.ErrRefundRefused) {
+					want = activities.ErrTypeRefundRefused // the workflow tries a new key later
+				}
+				assert.Equal(t, want, appErr.Type())
 				assert.True(t, appErr.NonRetryable(), "a refused refund must not be retried: %v", err)
 			} else if errors.As(err, &appErr) {
 				assert.False(t, appErr.NonRetryable(), "want a retryable error, got %v", err)
@@ -338,4 +360,37 @@ func TestRefundPaymentStoreRefuses(t *testing.T) {
 			assert.True(t, appErr.NonRetryable())
 		})
 	}
+}
+
+// A refund found at Stripe (made by hand in the Dashboard, or by an
+// earlier attempt) is recorded without another call; a new attempt's key
+// is numbered; reading Stripe's state failing sends nothing.
+func TestRefundPaymentReadsStripeFirst(t *testing.T) {
+	t.Run("refunded by hand", func(t *testing.T) {
+		job := newPaidJob(t)
+		fake := &fakeRefunds{refunded: true}
+		res, err := runRefund(t, fake, refundInput(job))
+		require.NoError(t, err)
+		assert.Equal(t, activities.RefundResult{AmountCents: paidAmount, Status: "succeeded"}, res)
+		assert.Empty(t, fake.seen())
+		assert.Equal(t, jobs.PaymentRefunded, getRefundJob(t, job.ID).PaymentStatus)
+	})
+	t.Run("a later attempt", func(t *testing.T) {
+		job := newPaidJob(t)
+		fake := &fakeRefunds{refund: payments.Refund{ID: "re_2", Status: "succeeded", AmountCents: paidAmount}}
+		in := refundInput(job)
+		in.Attempt = 2
+		_, err := runRefund(t, fake, in)
+		require.NoError(t, err)
+		require.Len(t, fake.seen(), 1)
+		assert.Equal(t, 2, fake.seen()[0].Attempt)
+	})
+	t.Run("Stripe cannot be read", func(t *testing.T) {
+		job := newPaidJob(t)
+		fake := &fakeRefunds{stateErr: fmt.Errorf("payments: %w", &payments.APIError{HTTPStatus: 503, Type: "api_error"})}
+		_, err := runRefund(t, fake, refundInput(job))
+		require.Error(t, err)
+		assert.Empty(t, fake.seen(), "nothing sent while Stripe's state is unknown")
+		assert.Equal(t, jobs.PaymentPaid, getRefundJob(t, job.ID).PaymentStatus)
+	})
 }

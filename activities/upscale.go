@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
+
+	"go.temporal.io/sdk/activity"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -19,7 +22,16 @@ type SubmitUpscaleInput struct {
 	ImageURL string
 	Factor   int
 	Attempt  int // 0, then one more per admin retry
+	// Submission numbers the sends over the job's life, from 1; it is in
+	// the callback URL, so a callback tells which send it answers. 0 (from
+	// histories before it) sends unnumbered.
+	Submission int
 }
+
+// ErrTypeUpsamplerAmbiguous: the submission's answer was lost and Upsampler
+// may have the job. Sending it again could upscale (and charge) it twice;
+// the workflow waits for this submission's callback instead.
+const ErrTypeUpsamplerAmbiguous = "UpsamplerAnswerLost"
 
 // UpscaleStatus is Upsampler's view of a job.
 type UpscaleStatus struct {
@@ -42,29 +54,58 @@ func (a *Activities) SubmitUpscale(ctx context.Context, in SubmitUpscaleInput) (
 		// This attempt was submitted already (a retry after a crash): never submit twice.
 		return a.CheckUpscale(ctx, CheckUpscaleInput{UpsamplerJobID: *job.UpsamplerJobID})
 	}
+	if in.Submission > 0 {
+		first, err := a.Store.BeginSubmission(ctx, in.JobID, in.Submission)
+		if err != nil {
+			return UpscaleStatus{}, storeErr(err)
+		}
+		if !first {
+			// An earlier try of this submission was sent and its answer lost
+			// (this process died, or the call timed out).
+			return UpscaleStatus{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("submission %d was sent before and its answer lost", in.Submission), ErrTypeUpsamplerAmbiguous, nil)
+		}
+	}
 	start := time.Now()
 	j, err := a.Upsampler.Submit(ctx, upsampler.SubmitRequest{
 		ImageURL:      in.ImageURL,
 		UpscaleFactor: float64(in.Factor),
-		WebhookURL:    a.callbackURL(in.JobID, job.CallbackSecret),
+		WebhookURL:    a.callbackURL(in.JobID, job.CallbackSecret, in.Submission),
 	})
 	a.Metrics.UpsamplerRequest(metrics.UpsamplerSubmit, time.Since(start))
 	if err != nil {
+		if in.Submission > 0 && upsampler.Ambiguous(err) {
+			return UpscaleStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUpsamplerAmbiguous, err)
+		}
+		if in.Submission > 0 {
+			// Not taken: a retry may send it. If this write fails, the retry
+			// takes the answer for lost and waits for a callback instead.
+			if ferr := a.Store.ForgetSubmission(ctx, in.JobID, in.Submission); ferr != nil {
+				activity.GetLogger(ctx).Warn("Could not note that Upsampler did not take the submission", "error", ferr)
+			}
+		}
 		return UpscaleStatus{}, upsamplerErr(err, ErrTypeUpsamplerRejected)
 	}
 	// Remember it at once: if this process dies now, the retry finds it;
-	// through a database outage, insist rather than submit again.
+	// through a database outage, insist for a while. If the record still
+	// cannot be written, the ID goes back to the workflow all the same
+	// (MarkProcessing records it): an accepted job is never lost.
 	if err := keepRecording(ctx, func(ctx context.Context) error {
 		return a.Store.RecordSubmission(ctx, in.JobID, in.Attempt, j.ID)
 	}); err != nil {
-		return UpscaleStatus{}, err
+		activity.GetLogger(ctx).Warn("Upsampler accepted the job but it could not be recorded yet",
+			"upsampler_job_id", j.ID, "error", err)
 	}
 	return statusOf(j), nil
 }
 
-// callbackURL is where Upsampler reports a job's result.
-func (a *Activities) callbackURL(jobID, secret string) string {
-	return a.PublicBaseURL + "/v1/webhooks/upsampler/" + url.PathEscape(jobID) + "/" + url.PathEscape(secret)
+// callbackURL is where Upsampler reports a job's result; s names the submission.
+func (a *Activities) callbackURL(jobID, secret string, submission int) string {
+	u := a.PublicBaseURL + "/v1/webhooks/upsampler/" + url.PathEscape(jobID) + "/" + url.PathEscape(secret)
+	if submission > 0 {
+		u += "?s=" + strconv.Itoa(submission)
+	}
+	return u
 }
 
 // MarkProcessingInput records the Upsampler job.

@@ -34,7 +34,8 @@ type JobList struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// listJobs is the seed's get_jobs: ?status=a,b&limit=20&order_by=created_at&cursor=...
+// listJobs is the seed's get_jobs: ?status=a,b&payment_status=c&limit=20&order_by=created_at&cursor=...
+// (payment_status=refund_needs_attention lists the refunds waiting for a person).
 func (s *Server) listJobs(c echo.Context) error {
 	f := store.ListFilter{Limit: 20, OrderBy: "created_at"}
 	if v := c.QueryParam("status"); v != "" {
@@ -44,6 +45,15 @@ func (s *Server) listJobs(c echo.Context) error {
 				return invalidField("status", "invalid_status", "unknown status "+strconv.Quote(string(st)))
 			}
 			f.Statuses = append(f.Statuses, st)
+		}
+	}
+	if v := c.QueryParam("payment_status"); v != "" {
+		for _, part := range strings.Split(v, ",") {
+			ps := jobs.PaymentStatus(strings.TrimSpace(part))
+			if !ps.Valid() {
+				return invalidField("payment_status", "invalid_payment_status", "unknown payment status "+strconv.Quote(string(ps)))
+			}
+			f.PaymentStatuses = append(f.PaymentStatuses, ps)
 		}
 	}
 	if v := c.QueryParam("limit"); v != "" {

@@ -207,13 +207,15 @@ func (s *Server) workflowInput(job store.Job, access string) jobs.WorkflowInput 
 		SuccessURL:        page + "&checkout=success",
 		CancelURL:         page + "&checkout=cancelled",
 		Timeouts: jobs.Timeouts{
-			Payment:      s.cfg.PaymentTimeout,
-			DownloadTTL:  s.cfg.DownloadTTL,
-			Processing:   s.cfg.ProcessingTimeout,
-			PollInterval: s.cfg.UpsamplerPollInterval,
-			RetryWindow:  s.cfg.RetryWindow,
-			RefundRetry:  s.cfg.RefundRetryInterval,
-			ReminderLead: s.cfg.ExpiryReminderLead,
+			Payment:         s.cfg.PaymentTimeout,
+			DownloadTTL:     s.cfg.DownloadTTL,
+			Processing:      s.cfg.ProcessingTimeout,
+			PollInterval:    s.cfg.UpsamplerPollInterval,
+			RetryWindow:     s.cfg.RetryWindow,
+			RefundRetry:     s.cfg.RefundRetryInterval,
+			RefundAttention: s.cfg.RefundAttentionAfter,
+			AsyncPayment:    s.cfg.AsyncPaymentTimeout,
+			ReminderLead:    s.cfg.ExpiryReminderLead,
 		},
 	}
 }

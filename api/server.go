@@ -56,6 +56,7 @@ type jobStore interface {
 	SetCheckout(ctx context.Context, id, sessionID, url string, expiresAt time.Time) error
 	MarkFailed(ctx context.Context, id, reason, detail string) error
 	ConfirmRefund(ctx context.Context, c store.RefundConfirmation) (string, error)
+	MarkRefundSettled(ctx context.Context, id, by, note string) error
 	CostReport(ctx context.Context, from, to time.Time) ([]store.CostDay, error)
 }
 
@@ -150,6 +151,7 @@ func newEcho(d Deps, st jobStore) (*echo.Echo, error) {
 	admin.GET("/reports/costs", s.costReport)
 	admin.POST("/jobs/:id/resend-download", s.adminDownloadAction(jobs.UpdateResendDownload), middleware.BodyLimit("4K"))
 	admin.POST("/jobs/:id/new-download-token", s.adminDownloadAction(jobs.UpdateNewDownloadToken), middleware.BodyLimit("4K"))
+	admin.POST("/jobs/:id/refund-settled", s.adminRefundSettled, middleware.BodyLimit("4K"))
 	return e, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -147,8 +148,13 @@ func (s *Server) upsamplerWebhook(c echo.Context) error {
 	if err != nil {
 		return fail(http.StatusBadRequest, "invalid_callback", "callback body needs JSON with id and status")
 	}
+	// The submission number only routes the hint; a bad one is ignored.
+	sub, err := strconv.Atoi(c.QueryParam("s"))
+	if err != nil || sub < 0 {
+		sub = 0
+	}
 	err = s.temporal.SignalWorkflow(ctx, jobs.WorkflowID(job.ID), "", jobs.SignalUpsamplerCallback,
-		jobs.UpsamplerCallback{UpsamplerJobID: cb.ID, Status: cb.Status})
+		jobs.UpsamplerCallback{UpsamplerJobID: cb.ID, Status: cb.Status, Submission: sub})
 	var notFound *serviceerror.NotFound
 	if err != nil && !errors.As(err, &notFound) {
 		return fail(http.StatusServiceUnavailable, "unavailable", "callback not accepted, retry later")
@@ -169,7 +175,8 @@ func (s *Server) startLatePaymentRefund(ctx context.Context, jobID string, payme
 		TaskQueue:                jobs.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, jobs.LatePaymentWorkflow, jobs.LatePaymentInput{JobID: jobID, Payment: payment, RefundRetry: s.cfg.RefundRetryInterval})
+	}, jobs.LatePaymentWorkflow, jobs.LatePaymentInput{JobID: jobID, Payment: payment,
+		RefundRetry: s.cfg.RefundRetryInterval, RefundAttention: s.cfg.RefundAttentionAfter})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil // already refunded once: never twice

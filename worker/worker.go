@@ -82,6 +82,7 @@ func RegisterWorkflows(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.ImageJob, workflow.RegisterOptions{Name: jobs.WorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.LatePaymentRefund, workflow.RegisterOptions{Name: jobs.LatePaymentWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Reconcile, workflow.RegisterOptions{Name: jobs.ReconcileWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.OwedRefund, workflow.RegisterOptions{Name: jobs.OwedRefundWorkflow})
 }
 
 // NewActivities builds the activities' dependencies from configuration.
@@ -158,7 +159,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	acts.Temporal = c
 	acts.Metrics = reg.Business()
-	if err := EnsureReconcileSchedule(ctx, c, cfg.ReconcileInterval, cfg.ReconcileGrace); err != nil {
+	if err := EnsureReconcileSchedule(ctx, c, cfg.ReconcileInterval, jobs.ReconcileInput{
+		Grace: cfg.ReconcileGrace, Batch: 200,
+		RefundRetry: cfg.RefundRetryInterval, RefundAttention: cfg.RefundAttentionAfter,
+	}); err != nil {
 		return err
 	}
 	w := New(c, acts, TuningFrom(cfg))
@@ -221,12 +225,12 @@ func (s *httpServer) shutdown() {
 // EnsureReconcileSchedule creates the Temporal Schedule that runs the
 // reconciliation sweep every interval, or updates its interval. Overlapping
 // runs are skipped.
-func EnsureReconcileSchedule(ctx context.Context, c client.Client, interval, grace time.Duration) error {
+func EnsureReconcileSchedule(ctx context.Context, c client.Client, interval time.Duration, in jobs.ReconcileInput) error {
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}}
 	action := &client.ScheduleWorkflowAction{
 		ID:        "reconcile",
 		Workflow:  jobs.ReconcileWorkflow,
-		Args:      []any{jobs.ReconcileInput{Grace: grace, Batch: 200}},
+		Args:      []any{in},
 		TaskQueue: jobs.TaskQueue,
 	}
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{

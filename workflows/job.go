@@ -7,6 +7,7 @@ package workflows
 
 import (
 	"errors"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -29,10 +30,14 @@ type job struct {
 
 	seenEvents     map[string]bool
 	paid           *jobs.StripeEvent // the payment that moved the job on
+	delayed        *jobs.StripeEvent // Checkout completed with a delayed method, not yet paid
 	closedByEvent  *jobs.StripeEvent // expired or async payment failed
 	latePaid       *jobs.StripeEvent // a payment that arrived after abandonment
-	refundSeen     bool              // Stripe confirmed a refund (charge.refunded)
+	refundSeen     bool              // Stripe confirmed a refund (charge.refunded), or an admin settled it
+	refundAttempt  int               // the refund's idempotency key number; see refund
 	hints          int               // Upsampler callbacks received
+	submissions    int               // images sent to Upsampler (numbered from 1)
+	calledBack     map[int]string    // Upsampler job named by a callback, by submission
 	submission     *submission       // started with the payment, not yet awaited
 	retryRequested *jobs.RetryRequest
 
@@ -42,6 +47,9 @@ type job struct {
 	reminded    bool              // the expiry reminder went out
 	expiryMoved bool              // an admin moved the download expiry
 	cleanedUp   bool              // the result file is gone
+	expiring    bool              // the link's expiry is under way: no more download updates
+	// processBy bounds an attempt, from submission to stored result.
+	processBy time.Time
 }
 
 var errNotDownloadable = temporal.NewApplicationError("the job has no download to change: it is not completed, or its file was already deleted", "NotDownloadable")
@@ -53,6 +61,7 @@ func ImageJob(ctx workflow.Context, in jobs.WorkflowInput) (jobs.State, error) {
 		in:         in,
 		state:      jobs.State{JobID: in.JobID, Status: jobs.StatusAwaitingPayment, PaymentStatus: jobs.PaymentPending},
 		seenEvents: map[string]bool{},
+		calledBack: map[int]string{},
 	}
 	w.notifyV = workflow.GetVersion(ctx, notificationsVersion, workflow.DefaultVersion, 1)
 	if err := w.handleMessages(ctx); err != nil {
@@ -104,6 +113,13 @@ func (w *job) handleMessages(ctx workflow.Context) error {
 	stripeCh := workflow.GetSignalChannel(ctx, jobs.SignalStripeEvent)
 	upsamplerCh := workflow.GetSignalChannel(ctx, jobs.SignalUpsamplerCallback)
 	retryCh := workflow.GetSignalChannel(ctx, jobs.SignalRetry)
+	settledCh := workflow.GetSignalChannel(ctx, jobs.SignalRefundSettled)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			settledCh.Receive(ctx, nil)
+			w.refundSeen = true // recorded by the admin API; the workflow mirrors it
+		}
+	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var e jobs.StripeEvent
@@ -116,6 +132,9 @@ func (w *job) handleMessages(ctx workflow.Context) error {
 			var cb jobs.UpsamplerCallback
 			upsamplerCh.Receive(ctx, &cb)
 			w.hints++
+			if cb.Submission > 0 && cb.UpsamplerJobID != "" && w.calledBack[cb.Submission] == "" {
+				w.calledBack[cb.Submission] = cb.UpsamplerJobID
+			}
 		}
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -154,8 +173,10 @@ func (w *job) onStripeEvent(ctx workflow.Context, e jobs.StripeEvent) {
 		log.Info("Stripe event after the payment phase ignored", "event_id", e.EventID, "type", e.Type)
 	case e.Type == jobs.EventCheckoutAsyncFailed || e.Type == jobs.EventCheckoutExpired:
 		w.closedByEvent = &e
+	case e.Type == jobs.EventCheckoutCompleted && e.PaymentStatus == "unpaid" && w.delayed == nil:
+		// A delayed method: Stripe sends async_payment_succeeded or _failed later.
+		w.delayed = &e
 	default:
-		// completed but unpaid: a delayed method, wait for async_payment_*
 		log.Info("Stripe event noted", "event_id", e.EventID, "type", e.Type)
 	}
 }

@@ -11,12 +11,31 @@ import (
 // redelivered event cannot start a second one.
 func LatePaymentRefund(ctx workflow.Context, in jobs.LatePaymentInput) (jobs.State, error) {
 	w := &job{
-		in:       jobs.WorkflowInput{JobID: in.JobID, Timeouts: jobs.Timeouts{RefundRetry: in.RefundRetry}},
+		in: jobs.WorkflowInput{JobID: in.JobID,
+			Timeouts: jobs.Timeouts{RefundRetry: in.RefundRetry, RefundAttention: in.RefundAttention}},
 		state:    jobs.State{JobID: in.JobID, Status: jobs.StatusAbandoned, PaymentStatus: jobs.PaymentExpired},
 		latePaid: &in.Payment,
 		notifyV:  workflow.GetVersion(ctx, notificationsVersion, workflow.DefaultVersion, 1),
 	}
 	err := w.settleLatePayment(ctx)
+	w.flush(ctx)
+	return w.state, err
+}
+
+// OwedRefund refunds a payment the reconciliation sweep found owed back
+// while no workflow of its job runs (terminated from the Web UI, say). It
+// runs the job's own refund loop, so it also ends, at the latest, with the
+// job handed to an admin.
+func OwedRefund(ctx workflow.Context, in jobs.OwedRefundInput) (jobs.State, error) {
+	w := &job{
+		in: jobs.WorkflowInput{JobID: in.JobID,
+			Timeouts: jobs.Timeouts{RefundRetry: in.RefundRetry, RefundAttention: in.RefundAttention}},
+		state: jobs.State{JobID: in.JobID, Status: jobs.StatusFailed, PaymentStatus: jobs.PaymentPaid},
+		paid:  &jobs.StripeEvent{PaymentIntentID: in.PaymentIntentID, AmountCents: in.AmountCents},
+		// Notifications on: the customer hears of the refund.
+		notifyV: 1,
+	}
+	err := w.refund(ctx, in.Reason)
 	w.flush(ctx)
 	return w.state, err
 }

@@ -94,6 +94,9 @@ func (w *job) setDownload(ctx workflow.Context, newToken bool, r jobs.DownloadRe
 	err := workflow.ExecuteActivity(dbOptions(ctx), a.SetDownload, activities.SetDownloadInput{
 		JobID: w.in.JobID, ExpiresAt: expires, NewToken: newToken, Cause: cause,
 	}).Get(ctx, nil)
+	if isType(err, activities.ErrTypeInvalidTransition) {
+		return jobs.DownloadInfo{}, errNotDownloadable // the file was deleted meanwhile
+	}
 	if err != nil {
 		return jobs.DownloadInfo{}, err
 	}
@@ -104,9 +107,11 @@ func (w *job) setDownload(ctx workflow.Context, newToken bool, r jobs.DownloadRe
 }
 
 // validateDownloadUpdate accepts the download updates only while the job
-// is delivered and its file still kept.
-func (w *job) validateDownloadUpdate(jobs.DownloadRequest) error {
-	if w.state.Status != jobs.StatusCompleted || w.cleanedUp {
+// is delivered and its link has not reached its expiry: one racing the
+// expiry would email a link to a file being deleted.
+func (w *job) validateDownloadUpdate(ctx workflow.Context, _ jobs.DownloadRequest) error {
+	if w.state.Status != jobs.StatusCompleted || w.cleanedUp || w.expiring ||
+		!workflow.Now(ctx).Before(w.state.DownloadExpiry) {
 		return errNotDownloadable
 	}
 	return nil

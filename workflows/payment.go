@@ -43,51 +43,84 @@ func (w *job) createCheckout(ctx workflow.Context) error {
 }
 
 // awaitPayment waits for the payment or the end of the payment window.
-// It reports whether the job was paid; an unpaid job ends abandoned.
+// It reports whether the job was paid; an unpaid job ends abandoned. A
+// Checkout completed with a delayed method (a bank debit) stops the
+// payment window: the job then waits up to AsyncPayment for Stripe's word.
 func (w *job) awaitPayment(ctx workflow.Context) (bool, error) {
 	decided, err := workflow.AwaitWithOptions(ctx,
 		workflow.AwaitOptions{Timeout: w.in.Timeouts.Payment, TimerOptions: workflow.TimerOptions{Summary: "payment window"}},
-		func() bool { return w.paid != nil || w.closedByEvent != nil })
+		func() bool { return w.paid != nil || w.closedByEvent != nil || w.delayed != nil })
 	if err != nil {
 		return false, err
+	}
+	if !decided {
+		res, err := w.expireCheckout(ctx)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case res.Paid:
+			w.paid = &res.Payment
+			return true, w.payAndSubmit(ctx, "stripe:"+res.Payment.SessionID, res.Payment)
+		case res.Processing && w.delayed == nil:
+			w.delayed = &res.Payment
+		}
+	}
+	if w.paid == nil && w.closedByEvent == nil && w.delayed != nil {
+		if err := w.awaitDelayedPayment(ctx); err != nil {
+			return false, err
+		}
 	}
 	switch {
 	case w.paid != nil:
 		return true, w.payAndSubmit(ctx, w.paid.EventID, *w.paid)
-	case decided:
+	case w.closedByEvent != nil:
 		ps := jobs.PaymentExpired
 		if w.closedByEvent.Type == jobs.EventCheckoutAsyncFailed {
 			ps = jobs.PaymentFailed
 		}
 		return false, w.abandon(ctx, w.closedByEvent.EventID, ps)
-	}
-	paid, err := w.expireCheckout(ctx)
-	if err != nil || paid {
-		return paid, err
+	case w.delayed != nil:
+		return false, w.abandon(ctx, "async_payment_timeout", jobs.PaymentFailed)
 	}
 	return false, w.abandon(ctx, "payment_timeout", jobs.PaymentExpired)
 }
 
+// awaitDelayedPayment records that the customer's bank payment is being
+// processed, tells them, and waits for Stripe's verdict within AsyncPayment.
+func (w *job) awaitDelayedPayment(ctx workflow.Context) error {
+	err := workflow.ExecuteActivity(dbOptions(ctx), a.MarkPaymentProcessing,
+		activities.MarkPaymentProcessingInput{JobID: w.in.JobID, Cause: w.delayed.EventID}).Get(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := w.setPaymentStatus(ctx, jobs.PaymentProcessing); err != nil {
+		return err
+	}
+	w.notify(ctx, jobs.EmailPaymentProcessing, "")
+	_, err = workflow.AwaitWithOptions(ctx,
+		workflow.AwaitOptions{Timeout: w.in.Timeouts.AsyncPayment, TimerOptions: workflow.TimerOptions{Summary: "delayed payment"}},
+		func() bool { return w.paid != nil || w.closedByEvent != nil })
+	return err
+}
+
 // expireCheckout closes the session at Stripe when the window closes with
-// no news, unless Stripe says the customer did pay: then the job goes on.
-func (w *job) expireCheckout(ctx workflow.Context) (bool, error) {
+// no news. Stripe may answer that the customer did pay, or completed
+// Checkout with a delayed method: the caller decides what that means.
+func (w *job) expireCheckout(ctx workflow.Context) (activities.ExpireCheckoutResult, error) {
 	var res activities.ExpireCheckoutResult
 	err := workflow.ExecuteActivity(stripeOptions(ctx, time.Hour), a.ExpireCheckout,
 		activities.ExpireCheckoutInput{JobID: w.in.JobID, SessionID: w.checkout.SessionID}).Get(ctx, &res)
 	if err != nil {
 		if temporal.IsCanceledError(err) {
-			return false, err
+			return res, err
 		}
 		workflow.GetLogger(ctx).Error("Expiring the Checkout Session failed", "error", err)
 	}
-	switch {
-	case w.paid != nil: // a payment signal raced the expiry
-		return true, w.payAndSubmit(ctx, w.paid.EventID, *w.paid)
-	case res.Paid:
-		w.paid = &res.Payment
-		return true, w.payAndSubmit(ctx, "stripe:"+res.Payment.SessionID, res.Payment)
+	if w.paid != nil { // a payment signal raced the expiry
+		res.Paid = false
 	}
-	return false, nil
+	return res, nil
 }
 
 // payAndSubmit records the payment while Upsampler already gets the image:

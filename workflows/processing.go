@@ -54,8 +54,8 @@ func (w *job) classify(ctx workflow.Context, reason string, err error) (string, 
 // failure it returns the failure reason with the error.
 func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, error) {
 	t := w.in.Timeouts
-	deadline := workflow.Now(ctx).Add(t.Processing)
-	remaining := func() time.Duration { return deadline.Sub(workflow.Now(ctx)) }
+	w.processBy = workflow.Now(ctx).Add(t.Processing)
+	remaining := func() time.Duration { return w.processBy.Sub(workflow.Now(ctx)) }
 
 	sub := w.submission // started with the payment, on the first attempt
 	w.submission = nil
@@ -67,6 +67,34 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 	hintsBefore := sub.hints
 	var st activities.UpscaleStatus
 	err := sub.result.Get(ctx, &st)
+	// A lost answer: Upsampler may have the job, and sending the image again
+	// could upscale it twice. The callback of that submission names the job;
+	// only without one, after LostSubmission, is the image sent again.
+	for isType(err, activities.ErrTypeUpsamplerAmbiguous) {
+		wait := min(t.LostSubmission, remaining())
+		if t.LostSubmission <= 0 {
+			wait = remaining()
+		}
+		if wait <= 0 {
+			return st, jobs.ReasonUpsamplerTimeout, err
+		}
+		n := sub.n
+		named, aerr := workflow.AwaitWithOptions(ctx,
+			workflow.AwaitOptions{Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: "lost submission's callback"}},
+			func() bool { return w.calledBack[n] != "" })
+		if aerr != nil {
+			return st, "", aerr
+		}
+		if named {
+			// Confirmed with the status endpoint in the loop below, at once.
+			st, err = activities.UpscaleStatus{UpsamplerJobID: w.calledBack[n]}, nil
+			break
+		}
+		workflow.GetLogger(ctx).Warn("No callback for a submission whose answer was lost; sending the image again", "submission", n)
+		sub = w.submit(ctx, false)
+		hintsBefore = sub.hints
+		err = sub.result.Get(ctx, &st)
+	}
 	if err != nil {
 		if isType(err, activities.ErrTypeUpsamplerRejected) {
 			return st, jobs.ReasonUpsamplerRejected, err
@@ -132,15 +160,17 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 // submission is a SubmitUpscale under way.
 type submission struct {
 	result workflow.Future
+	n      int // its number, in its callback URL
 	hints  int // callbacks received before it started
 }
 
 // submit sends the image to Upsampler, inline (a local activity) or as a
 // regular activity; both retry under the same policy and deadline.
 func (w *job) submit(ctx workflow.Context, inline bool) *submission {
+	w.submissions++
 	in := activities.SubmitUpscaleInput{JobID: w.in.JobID, ImageURL: w.in.ImageURL,
-		Factor: w.in.Resolution.Factor(), Attempt: w.state.Attempt}
-	s := &submission{hints: w.hints}
+		Factor: w.in.Resolution.Factor(), Attempt: w.state.Attempt, Submission: w.submissions}
+	s := &submission{n: w.submissions, hints: w.hints}
 	if inline {
 		s.result = workflow.ExecuteLocalActivity(upsamplerLocalOptions(ctx, w.in.Timeouts.Processing), a.SubmitUpscale, in)
 	} else {
@@ -149,11 +179,16 @@ func (w *job) submit(ctx workflow.Context, inline bool) *submission {
 	return s
 }
 
-// storeResult keeps Upsampler's output before its URL expires.
+// storeResult keeps Upsampler's output before its URL expires, within what
+// is left of the attempt's processing deadline.
 func (w *job) storeResult(ctx workflow.Context, st activities.UpscaleStatus) (activities.StoredResult, string, error) {
 	f := w.in.Resolution.Factor()
 	var res activities.StoredResult
-	err := workflow.ExecuteActivity(resultOptions(ctx, w.in.Timeouts.Processing), a.StoreResult,
+	left := w.processBy.Sub(workflow.Now(ctx))
+	if left <= 0 {
+		return res, jobs.ReasonUpsamplerTimeout, fmt.Errorf("no stored result within %s", w.in.Timeouts.Processing)
+	}
+	err := workflow.ExecuteActivity(resultOptions(ctx, left), a.StoreResult,
 		activities.StoreResultInput{
 			JobID: w.in.JobID, ResultURL: st.ResultURL,
 			ExpectedWidth: w.in.ImageWidth * f, ExpectedHeight: w.in.ImageHeight * f,
@@ -161,6 +196,9 @@ func (w *job) storeResult(ctx workflow.Context, st activities.UpscaleStatus) (ac
 	if err != nil {
 		if isType(err, activities.ErrTypeResultInvalid) {
 			return res, jobs.ReasonResultInvalid, err
+		}
+		if temporal.IsTimeoutError(err) {
+			return res, jobs.ReasonUpsamplerTimeout, err
 		}
 		return res, jobs.ReasonResultFetchFailed, err
 	}
@@ -178,6 +216,7 @@ func (w *job) expireDownload(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
+	w.expiring = true // download updates are refused from here on
 	return w.deleteDownload(ctx)
 }
 

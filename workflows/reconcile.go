@@ -3,6 +3,7 @@ package workflows
 import (
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -13,7 +14,9 @@ import (
 // Reconcile is the periodic sweep a Temporal Schedule runs. Temporal runs
 // no workflow code on terminate, so a job whose workflow was terminated or
 // timed out would stay unfinished, or paid and unrefunded, forever: the
-// sweep marks such jobs failed (reason terminated) and refunds them.
+// sweep marks such jobs failed (reason terminated), closes the Checkout
+// Session of one that awaited payment, and hands each payment owed back to
+// an OwedRefund workflow, which refunds it or hands it to an admin.
 func Reconcile(ctx workflow.Context, in jobs.ReconcileInput) (jobs.ReconcileResult, error) {
 	var orphans []activities.Orphan
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -26,7 +29,7 @@ func Reconcile(ctx workflow.Context, in jobs.ReconcileInput) (jobs.ReconcileResu
 	}
 	res := jobs.ReconcileResult{Checked: len(orphans)}
 	for _, o := range orphans {
-		if err := settleOrphan(ctx, o); err != nil {
+		if err := settleOrphan(ctx, in, o); err != nil {
 			workflow.GetLogger(ctx).Error("Settling an orphaned job failed; the next sweep retries", "job_id", o.JobID, "error", err)
 			continue
 		}
@@ -35,7 +38,68 @@ func Reconcile(ctx workflow.Context, in jobs.ReconcileInput) (jobs.ReconcileResu
 	return res, nil
 }
 
-func settleOrphan(ctx workflow.Context, o activities.Orphan) error {
+// owedRefundVersion marks the change that hands owed refunds to OwedRefund
+// and closes the Checkout Session of an orphan awaiting payment; sweeps
+// recorded before it refunded inline.
+const owedRefundVersion = "owed-refund-workflow"
+
+func settleOrphan(ctx workflow.Context, in jobs.ReconcileInput, o activities.Orphan) error {
+	if workflow.GetVersion(ctx, owedRefundVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return settleOrphanInline(ctx, o)
+	}
+	if o.Status == jobs.StatusAwaitingPayment && o.CheckoutSessionID != "" {
+		// Close the session first, so the customer can no longer pay for
+		// a job nobody will make; a payment it already took is refunded.
+		var res activities.ExpireCheckoutResult
+		err := workflow.ExecuteActivity(stripeOptions(ctx, 10*time.Minute), a.ExpireCheckout,
+			activities.ExpireCheckoutInput{JobID: o.JobID, SessionID: o.CheckoutSessionID}).Get(ctx, &res)
+		if err != nil {
+			return err
+		}
+		if res.Paid {
+			err := workflow.ExecuteActivity(dbOptions(ctx), a.RecordLatePayment, activities.RecordPaymentInput{
+				JobID: o.JobID, Cause: "stripe:" + res.Payment.SessionID, Payment: res.Payment,
+			}).Get(ctx, nil)
+			if err != nil {
+				return err
+			}
+			o.PaymentStatus, o.PaymentIntentID, o.AmountCents = jobs.PaymentPaid, res.Payment.PaymentIntentID, res.Payment.AmountCents
+		}
+	}
+	if !o.Status.Final() {
+		err := workflow.ExecuteActivity(dbOptions(ctx), a.FailJob, activities.FailJobInput{
+			JobID: o.JobID, Reason: jobs.ReasonTerminated, Detail: "workflow " + o.WorkflowStatus,
+		}).Get(ctx, nil)
+		if err != nil {
+			return err
+		}
+	}
+	if o.PaymentIntentID == "" || (o.PaymentStatus != jobs.PaymentPaid && o.PaymentStatus != jobs.PaymentRefundFailed) {
+		return nil
+	}
+	reason := o.FailureReason
+	if reason == "" || !o.Status.Final() {
+		reason = jobs.ReasonTerminated
+	}
+	// A workflow of its own, not this sweep, retries the refund: the sweep
+	// stays short, and the refund loop is the one every job uses.
+	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            jobs.OwedRefundWorkflowID(o.JobID),
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}), jobs.OwedRefundWorkflow, jobs.OwedRefundInput{
+		JobID: o.JobID, PaymentIntentID: o.PaymentIntentID, AmountCents: o.AmountCents, Reason: reason,
+		RefundRetry: in.RefundRetry, RefundAttention: in.RefundAttention,
+	})
+	err := child.GetChildWorkflowExecution().Get(ctx, nil)
+	if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+		return nil // one runs already
+	}
+	return err
+}
+
+// settleOrphanInline is the sweep as recorded before owedRefundVersion.
+func settleOrphanInline(ctx workflow.Context, o activities.Orphan) error {
 	if !o.Status.Final() {
 		err := workflow.ExecuteActivity(dbOptions(ctx), a.FailJob, activities.FailJobInput{
 			JobID: o.JobID, Reason: jobs.ReasonTerminated, Detail: "workflow " + o.WorkflowStatus,
@@ -55,7 +119,6 @@ func settleOrphan(ctx workflow.Context, o activities.Orphan) error {
 		JobID: o.JobID, PaymentIntentID: o.PaymentIntentID, AmountCents: o.AmountCents, Reason: reason,
 	}).Get(ctx, nil)
 	if err != nil && !temporal.IsCanceledError(err) {
-		// Surface it; the job stays owed, so the next sweep tries again.
 		_ = workflow.ExecuteActivity(dbOptions(ctx), a.MarkRefundFailed,
 			activities.MarkRefundFailedInput{JobID: o.JobID, Detail: err.Error()}).Get(ctx, nil)
 	}

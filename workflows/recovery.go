@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -28,29 +30,44 @@ func (w *job) fail(ctx workflow.Context, reason string, cause error) error {
 	return nil
 }
 
-// refund gives a paid job's payment back, once. Stripe's idempotency key
-// is derived from the job, so replays and retries cannot refund twice. A
-// refund Stripe refuses is surfaced to admins (payment status
-// refund_failed) and tried again every RefundRetry, for as long as it
-// takes: a refund owed is never dropped. It ends early if Stripe reports
-// the payment refunded by other means (charge.refunded).
+// refund gives a paid job's payment back, once. Each attempt first reads
+// what Stripe holds, so a refund made by hand (or by an earlier attempt)
+// ends the loop without another call; so does Stripe's charge.refunded or
+// an admin's word. Within an attempt every retry reuses one idempotency
+// key: a lost answer can never refund twice. Stripe replays a refusal under
+// its key for 24 hours, so a refused attempt is followed, RefundRetry
+// later, by one under a new key: no refund exists then (Stripe refused,
+// and the next attempt checks again before sending). After
+// RefundAttention of refusals the job is handed to an admin
+// (refund_needs_attention); the loop, and the history, end there.
 func (w *job) refund(ctx workflow.Context, reason string) error {
-	if w.paid == nil || w.state.PaymentStatus == jobs.PaymentRefunded {
+	if w.paid == nil || w.state.PaymentStatus == jobs.PaymentRefunded ||
+		w.state.PaymentStatus == jobs.PaymentRefundNeedsAttention { // people own it now
 		return nil
 	}
+	t := w.in.Timeouts
+	giveUp := workflow.Now(ctx).Add(t.RefundAttention)
 	for {
+		if w.refundSeen {
+			return w.refundConfirmed(ctx)
+		}
 		var r activities.RefundResult
-		err := workflow.ExecuteActivity(refundOptions(ctx, w.in.Timeouts.RefundRetry), a.RefundPayment,
+		err := workflow.ExecuteActivity(refundOptions(ctx, t.RefundRetry), a.RefundPayment,
 			activities.RefundInput{JobID: w.in.JobID, PaymentIntentID: w.paid.PaymentIntentID,
-				AmountCents: w.paid.AmountCents, Reason: reason}).Get(ctx, &r)
+				AmountCents: w.paid.AmountCents, Reason: reason, Attempt: w.refundAttempt}).Get(ctx, &r)
 		if err == nil {
-			w.notify(ctx, jobs.EmailFailedRefunded, "")
-			return w.setPaymentStatus(ctx, jobs.PaymentRefunded)
+			return w.refundConfirmed(ctx)
 		}
 		if temporal.IsCanceledError(err) {
 			return err
 		}
-		workflow.GetLogger(ctx).Error("Refund refused; retrying later", "error", err)
+		if isType(err, activities.ErrTypeRefundRefused) {
+			w.refundAttempt++ // its key holds the refusal now
+		}
+		workflow.GetLogger(ctx).Error("Refund refused; retrying later", "error", err, "attempt", w.refundAttempt)
+		if !workflow.Now(ctx).Before(giveUp) {
+			return w.refundNeedsAttention(ctx, err)
+		}
 		if err := workflow.ExecuteActivity(dbOptions(ctx), a.MarkRefundFailed,
 			activities.MarkRefundFailedInput{JobID: w.in.JobID, Detail: err.Error()}).Get(ctx, nil); err != nil {
 			return err
@@ -58,35 +75,77 @@ func (w *job) refund(ctx workflow.Context, reason string) error {
 		if err := w.setPaymentStatus(ctx, jobs.PaymentRefundFailed); err != nil {
 			return err
 		}
+		wait := min(t.RefundRetry, giveUp.Sub(workflow.Now(ctx)))
 		if _, err := workflow.AwaitWithOptions(ctx,
-			workflow.AwaitOptions{Timeout: w.in.Timeouts.RefundRetry, TimerOptions: workflow.TimerOptions{Summary: "refund retry"}},
+			workflow.AwaitOptions{Timeout: max(wait, time.Second), TimerOptions: workflow.TimerOptions{Summary: "refund retry"}},
 			func() bool { return w.refundSeen }); err != nil {
 			return err
 		}
 	}
 }
 
+// refundConfirmed mirrors a refund already recorded in the job's row.
+func (w *job) refundConfirmed(ctx workflow.Context) error {
+	w.notify(ctx, jobs.EmailFailedRefunded, "")
+	return w.setPaymentStatus(ctx, jobs.PaymentRefunded)
+}
+
+// refundNeedsAttention stops retrying a refund Stripe keeps refusing and
+// tells the admins, who refund by hand or mark it settled.
+func (w *job) refundNeedsAttention(ctx workflow.Context, cause error) error {
+	var moved bool
+	err := workflow.ExecuteActivity(dbOptions(ctx), a.MarkRefundNeedsAttention,
+		activities.MarkRefundFailedInput{JobID: w.in.JobID, Detail: cause.Error()}).Get(ctx, &moved)
+	if err != nil {
+		return err
+	}
+	if !moved { // refunded meanwhile, by hand or by an admin's word
+		return w.refundConfirmed(ctx)
+	}
+	workflow.GetLogger(ctx).Error("Refund needs an admin's attention", "attempts", w.refundAttempt)
+	w.notify(ctx, jobs.EmailRefundAttention, "")
+	return w.setPaymentStatus(ctx, jobs.PaymentRefundNeedsAttention)
+}
+
+// refundSettledLate: a refund handed to the admins was settled since (by
+// hand at Stripe, or by an admin's word).
+func (w *job) refundSettledLate() bool {
+	return w.refundSeen && w.state.PaymentStatus == jobs.PaymentRefundNeedsAttention
+}
+
 // awaitRetry keeps a failed job open for an admin's retry signal. It
 // reports whether a retry was asked for, after moving the job back to pending.
 func (w *job) awaitRetry(ctx workflow.Context) (bool, error) {
 	w.state.RetryUntil = workflow.Now(ctx).Add(w.in.Timeouts.RetryWindow)
-	w.retryRequested = nil
-	asked, err := workflow.AwaitWithOptions(ctx,
-		workflow.AwaitOptions{Timeout: w.in.Timeouts.RetryWindow, TimerOptions: workflow.TimerOptions{Summary: "retry window"}},
-		func() bool { return w.retryRequested != nil })
-	if err != nil || !asked {
-		return false, err
+	// A retry asked for while the refund was still being tried is kept.
+	for w.retryRequested == nil {
+		left := w.state.RetryUntil.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			return false, nil
+		}
+		_, err := workflow.AwaitWithOptions(ctx,
+			workflow.AwaitOptions{Timeout: left, TimerOptions: workflow.TimerOptions{Summary: "retry window"}},
+			func() bool { return w.retryRequested != nil || w.refundSettledLate() })
+		if err != nil {
+			return false, err
+		}
+		if w.refundSettledLate() {
+			if err := w.setPaymentStatus(ctx, jobs.PaymentRefunded); err != nil {
+				return false, err
+			}
+		}
 	}
 	cause := "admin_retry"
 	if by := w.retryRequested.RequestedBy; by != "" {
 		cause += ":" + by
 	}
 	w.state.Attempt++
-	err = workflow.ExecuteActivity(dbOptions(ctx), a.MarkRetrying,
+	err := workflow.ExecuteActivity(dbOptions(ctx), a.MarkRetrying,
 		activities.MarkRetryingInput{JobID: w.in.JobID, Attempt: w.state.Attempt, Cause: cause}).Get(ctx, nil)
 	if err != nil {
 		return false, err
 	}
+	w.retryRequested = nil
 	w.state.FailureReason, w.state.RetryUntil, w.state.UpsamplerJobID = "", workflow.Now(ctx), ""
 	return true, w.setStatus(ctx, jobs.StatusPending, jobs.AttrFailureReason.ValueUnset())
 }
@@ -97,20 +156,29 @@ func (w *job) awaitRetry(ctx workflow.Context) (bool, error) {
 func (w *job) settleCancelled(ctx workflow.Context) error {
 	switch w.state.Status {
 	case jobs.StatusAwaitingPayment:
-		paid := w.paid != nil
-		if !paid && w.checkout != nil {
-			var err error
-			if paid, err = w.expireCheckout(ctx); err != nil {
+		cause := ""
+		if w.paid != nil {
+			cause = w.paid.EventID
+		} else if w.checkout != nil {
+			// The customer may have paid without our hearing of it: ask
+			// Stripe, closing the session. A payment found is recorded and
+			// refunded; the image is not sent for upscaling.
+			res, err := w.expireCheckout(ctx)
+			if err != nil {
 				return err
 			}
+			if res.Paid && w.paid == nil {
+				w.paid, cause = &res.Payment, "stripe:"+res.Payment.SessionID
+			}
 		}
-		if !paid {
+		if w.paid == nil {
 			return w.abandon(ctx, jobs.ReasonCancelled, jobs.PaymentExpired)
 		}
-		if w.state.Status == jobs.StatusAwaitingPayment { // paid, not yet recorded
-			if err := w.recordPayment(ctx, w.paid.EventID, *w.paid); err != nil {
-				return err
-			}
+		if cause == "" {
+			cause = w.paid.EventID
+		}
+		if err := w.recordPayment(ctx, cause, *w.paid); err != nil {
+			return err
 		}
 		fallthrough
 	case jobs.StatusPending, jobs.StatusProcessing:

@@ -107,6 +107,24 @@ type Checkpoint struct {
 	Webhook         Latency `json:"stripe_webhook"`
 	PaymentToSubmit Latency `json:"payment_to_submit"`
 	Memory          Memory  `json:"memory"`
+	Sweep           Sweep   `json:"reconcile_sweep"`
+}
+
+// Sweep is one reconciliation sweep (activities.FindOrphans, as the
+// Reconcile workflow runs it) with the jobs parked: what it saw and how
+// long each part took, in milliseconds; the median of sweepRuns calls.
+type Sweep struct {
+	Running       int     `json:"running_workflows"`
+	Owed          int     `json:"owed_rows"`
+	Candidates    int     `json:"candidates"`
+	Described     int     `json:"described"`
+	Orphans       int     `json:"orphans"`
+	TotalMS       float64 `json:"total_ms"`
+	ListRunningMS float64 `json:"list_running_ms"`
+	ReadOwedMS    float64 `json:"read_owed_ms"`
+	DescribeMS    float64 `json:"describe_ms"`
+	// Error is why the sweep failed, if it did; the run goes on.
+	Error string `json:"error,omitempty"`
 }
 
 // Target is one goal and whether this run met it.

@@ -78,6 +78,18 @@ func Markdown(r *Results) string {
 		p("| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", g.Parked, g.Create.P50, g.Create.P99,
 			g.Webhook.P50, g.Webhook.P99, g.PaymentToSubmit.P99, g.Memory.WorkerRSS, g.Memory.APIRSS, g.Memory.TemporalRSS, g.Memory.PostgresTotal)
 	}
+
+	p("\n#### Reconciliation sweep with parked jobs (one `FindOrphans` call, limit 200, no grace: list the running workflows, read every owed row, describe the candidates; median of %d calls)\n\n", sweepRuns)
+	p("| parked | running workflows | owed rows | candidates | described | orphans | total ms | list running ms | read owed ms | describe ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, g := range r.Growth {
+		w := g.Sweep
+		if w.Error != "" {
+			p("| %d | failed: %s | | | | | | | | |\n", g.Parked, strings.ReplaceAll(w.Error, "|", "/"))
+			continue
+		}
+		p("| %d | %d | %d | %d | %d | %d | %.1f | %.1f | %.1f | %.1f |\n", g.Parked, w.Running, w.Owed, w.Candidates,
+			w.Described, w.Orphans, w.TotalMS, w.ListRunningMS, w.ReadOwedMS, w.DescribeMS)
+	}
 	return b.String()
 }
 

@@ -49,10 +49,20 @@ type Config struct {
 	DownloadTTL           time.Duration `env:"DOWNLOAD_TTL" envDefault:"24h"`
 	ProcessingTimeout     time.Duration `env:"PROCESSING_TIMEOUT" envDefault:"30m"`
 	UpsamplerPollInterval time.Duration `env:"UPSAMPLER_POLL_INTERVAL" envDefault:"30s"`
+	// UpsamplerLostAnswerWait: a submission whose answer was lost (Upsampler
+	// may have the job) waits this long for its callback before the image
+	// is sent again.
+	UpsamplerLostAnswerWait time.Duration `env:"UPSAMPLER_LOST_ANSWER_WAIT" envDefault:"10m"`
 	// RetryWindow keeps a failed job open for an admin retry (the original's
 	// 7-day failed-job cleanup).
 	RetryWindow         time.Duration `env:"RETRY_WINDOW" envDefault:"168h"`
 	RefundRetryInterval time.Duration `env:"REFUND_RETRY_INTERVAL" envDefault:"1h"`
+	// RefundAttentionAfter is how long refused refunds are retried before
+	// the job is handed to an admin (payment status refund_needs_attention).
+	RefundAttentionAfter time.Duration `env:"REFUND_ATTENTION_AFTER" envDefault:"72h"`
+	// AsyncPaymentTimeout is how long a Checkout completed with a delayed
+	// payment method (bank debits take days) waits for Stripe's verdict.
+	AsyncPaymentTimeout time.Duration `env:"ASYNC_PAYMENT_TIMEOUT" envDefault:"336h"`
 	// The reconciliation sweep: how often it runs, and how long a job must
 	// have been unchanged before it is looked at.
 	ReconcileInterval time.Duration `env:"RECONCILE_INTERVAL" envDefault:"5m"`
@@ -204,6 +214,14 @@ func (c Config) Validate(role Role) error {
 	if len(c.Currency) != 3 {
 		errs = append(errs, fmt.Errorf("CURRENCY must be a 3-letter ISO code, got %q", c.Currency))
 	}
+	// Both the API (job workflows) and the worker (the sweep's refunds) start refund loops.
+	if c.RefundRetryInterval < time.Second {
+		errs = append(errs, fmt.Errorf("REFUND_RETRY_INTERVAL must be at least 1s, got %s", c.RefundRetryInterval))
+	} else if c.RefundAttentionAfter < c.RefundRetryInterval || c.RefundAttentionAfter > maxRefundAttempts*c.RefundRetryInterval {
+		// Each attempt adds to the workflow's history: keep it bounded.
+		errs = append(errs, fmt.Errorf("REFUND_ATTENTION_AFTER must be between REFUND_RETRY_INTERVAL and %d times it (%s), got %s",
+			maxRefundAttempts, maxRefundAttempts*c.RefundRetryInterval, c.RefundAttentionAfter))
+	}
 	switch role {
 	case RoleAPI:
 		need("STRIPE_WEBHOOK_SECRET", c.StripeWebhookSecret)
@@ -242,7 +260,8 @@ func (c Config) Validate(role Role) error {
 			{"PROCESSING_TIMEOUT", c.ProcessingTimeout, time.Second},
 			{"UPSAMPLER_POLL_INTERVAL", c.UpsamplerPollInterval, 100 * time.Millisecond},
 			{"RETRY_WINDOW", c.RetryWindow, time.Second},
-			{"REFUND_RETRY_INTERVAL", c.RefundRetryInterval, time.Second},
+			{"ASYNC_PAYMENT_TIMEOUT", c.AsyncPaymentTimeout, time.Second},
+			{"UPSAMPLER_LOST_ANSWER_WAIT", c.UpsamplerLostAnswerWait, time.Second},
 		} {
 			if d.v < d.floor {
 				errs = append(errs, fmt.Errorf("%s must be at least %s, got %s", d.name, d.floor, d.v))
@@ -278,6 +297,10 @@ func (c Config) Validate(role Role) error {
 	}
 	return nil
 }
+
+// maxRefundAttempts bounds REFUND_ATTENTION_AFTER / REFUND_RETRY_INTERVAL:
+// a refund loop adds about ten history events per attempt.
+const maxRefundAttempts = 200
 
 func absoluteURL(raw string) error {
 	u, err := url.Parse(raw)

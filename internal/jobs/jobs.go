@@ -19,6 +19,8 @@ const (
 	// LatePaymentWorkflow refunds a payment that arrived after its job's
 	// workflow had ended (a late checkout.session.completed).
 	LatePaymentWorkflow = "LatePaymentRefund"
+	// OwedRefundWorkflow refunds a payment the sweep found owed after its job's workflow ended.
+	OwedRefundWorkflow = "OwedRefund"
 	// ReconcileWorkflow is the periodic sweep (run by ReconcileSchedule)
 	// that settles jobs whose workflow was terminated or timed out.
 	ReconcileWorkflow = "Reconcile"
@@ -28,6 +30,9 @@ const (
 
 // LatePaymentWorkflowID is the ID of the late-payment refund of a job: one per job.
 func LatePaymentWorkflowID(jobID string) string { return "late-payment:" + jobID }
+
+// OwedRefundWorkflowID is the ID of the sweep's refund of a job: one at a time per job.
+func OwedRefundWorkflowID(jobID string) string { return "owed-refund:" + jobID }
 
 const workflowIDPrefix = "job:"
 
@@ -49,6 +54,9 @@ const (
 	// SignalUpsamplerCallback carries an Upsampler callback (an UpsamplerCallback).
 	// It is only a hint: the workflow confirms it with Upsampler's status endpoint.
 	SignalUpsamplerCallback = "upsampler-callback"
+	// SignalRefundSettled tells the job that an admin marked its refused
+	// refund settled (POST /v1/admin/jobs/{id}/refund-settled); no payload.
+	SignalRefundSettled = "refund-settled"
 	// QueryState returns the workflow's State.
 	QueryState = "state"
 	// SignalRetry asks a failed job to try again and deliver (a RetryRequest).
@@ -81,6 +89,12 @@ const (
 	EmailImageReady      = "image-ready"
 	EmailExpiringSoon    = "expiring-soon"
 	EmailFailedRefunded  = "failed-refunded"
+	// EmailPaymentProcessing: a delayed payment method (bank debit) is
+	// being processed; the customer hears again when Stripe decides.
+	EmailPaymentProcessing = "payment-processing"
+	// EmailRefundAttention goes to the admin only: Stripe kept refusing a
+	// refund that is owed, and a person has to settle it.
+	EmailRefundAttention = "refund-needs-attention"
 )
 
 // Integration events the workflow emits, the original's smi_* hooks.
@@ -144,9 +158,32 @@ const (
 	// PaymentRefunded: the whole payment went back to the customer.
 	PaymentRefunded PaymentStatus = "refunded"
 	// PaymentRefundFailed: a refund is owed and Stripe refused it so far;
-	// the workflow keeps retrying. Admins filter on it.
+	// the workflow keeps retrying, every RefundRetry, for RefundAttention.
 	PaymentRefundFailed PaymentStatus = "refund_failed"
+	// PaymentRefundNeedsAttention: Stripe kept refusing the refund for
+	// RefundAttention; no more automatic attempts. An admin refunds by hand
+	// (charge.refunded then settles it) or marks it settled.
+	PaymentRefundNeedsAttention PaymentStatus = "refund_needs_attention"
+	// PaymentProcessing: the customer completed Checkout with a delayed
+	// method (bank debit); Stripe reports success or failure within days.
+	PaymentProcessing PaymentStatus = "processing"
 )
+
+// PaymentStatuses lists every payment status.
+var PaymentStatuses = []PaymentStatus{
+	PaymentPending, PaymentProcessing, PaymentPaid, PaymentFailed, PaymentExpired,
+	PaymentRefunded, PaymentRefundFailed, PaymentRefundNeedsAttention,
+}
+
+// Valid reports whether p is one of PaymentStatuses.
+func (p PaymentStatus) Valid() bool {
+	for _, v := range PaymentStatuses {
+		if p == v {
+			return true
+		}
+	}
+	return false
+}
 
 // Failure reasons recorded on failed jobs (machine-readable, stable).
 const (
@@ -222,10 +259,20 @@ type Timeouts struct {
 	Processing time.Duration
 	// PollInterval is how often Upsampler's status is polled when no callback arrives.
 	PollInterval time.Duration
+	// LostSubmission is how long a submission whose answer was lost waits
+	// for its callback (which names the Upsampler job) before the image is
+	// sent again.
+	LostSubmission time.Duration
 	// RetryWindow is how long a failed job stays open for an admin retry.
 	RetryWindow time.Duration
 	// RefundRetry is how long a refused refund waits before it is tried again.
 	RefundRetry time.Duration
+	// RefundAttention is how long refused refunds are retried before the
+	// job is handed to an admin (payment status refund_needs_attention).
+	RefundAttention time.Duration
+	// AsyncPayment is how long a Checkout completed with a delayed payment
+	// method waits for Stripe's verdict (async_payment_succeeded/failed).
+	AsyncPayment time.Duration
 	// ReminderLead is how long before the link expires the customer is
 	// reminded, if they have not downloaded yet (0: no reminder).
 	ReminderLead time.Duration
@@ -271,6 +318,19 @@ type LatePaymentInput struct {
 	JobID       string
 	Payment     StripeEvent
 	RefundRetry time.Duration
+	// RefundAttention: see Timeouts.
+	RefundAttention time.Duration
+}
+
+// OwedRefundInput starts an OwedRefund workflow: the sweep found the job's
+// payment owed back and no workflow of the job running.
+type OwedRefundInput struct {
+	JobID           string
+	PaymentIntentID string
+	AmountCents     int64
+	Reason          string
+	RefundRetry     time.Duration
+	RefundAttention time.Duration
 }
 
 // ReconcileInput configures one sweep.
@@ -278,20 +338,28 @@ type ReconcileInput struct {
 	// Grace: jobs changed more recently than this are left alone, so that a
 	// workflow being started is not mistaken for a missing one.
 	Grace time.Duration
-	// Batch bounds how many jobs one sweep looks at.
+	// Batch bounds how many orphaned jobs one sweep settles; every owed
+	// job is looked at.
 	Batch int
+	// RefundRetry and RefundAttention shape the refunds the sweep starts
+	// (see Timeouts).
+	RefundRetry     time.Duration
+	RefundAttention time.Duration
 }
 
 // ReconcileResult reports a sweep.
 type ReconcileResult struct {
 	Checked int
-	Settled []string // job IDs marked failed and/or refunded
+	Settled []string // job IDs marked failed and/or handed a refund
 }
 
 // UpsamplerCallback is an (unauthenticated) Upsampler webhook delivery.
 type UpsamplerCallback struct {
 	UpsamplerJobID string
 	Status         string
+	// Submission is the number in the callback URL (?s=): which send of the
+	// image this answers; 0 when the URL had none.
+	Submission int
 }
 
 // State is what QueryState returns: the workflow's live view of the job.

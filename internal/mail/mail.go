@@ -1,5 +1,7 @@
 // Package mail sends the customer emails about a job: payment received,
-// image ready, download expiring soon, failed and refunded. Each is HTML
+// payment processing (delayed payment method), image ready, download
+// expiring soon, failed and refunded; and notices to the admin only: a
+// refund that needs attention. Each is HTML
 // with a plain-text alternative, rendered from embedded templates, and
 // carries a Message-ID derived from the job, the kind and the recipient so
 // that a resend after a crash can be recognised as a duplicate.
@@ -28,6 +30,11 @@ var ErrDisabled = errors.New("mail: email is disabled (no SMTP host configured)"
 // It is permanent.
 var ErrInvalidRecipient = errors.New("mail: invalid recipient address")
 
+// ErrNoAdminAddress: an admin-only message, but no admin address
+// (Config.AdminCopy) is configured, so it has nobody to go to. It is
+// permanent (until the configuration changes).
+var ErrNoAdminAddress = errors.New("mail: admin-only email, but no admin address is configured (Config.AdminCopy)")
+
 // TLS modes of Config.TLS.
 const (
 	TLSStartTLS = "starttls" // plain connection upgraded with STARTTLS (mandatory)
@@ -47,7 +54,8 @@ type Config struct {
 	TLS string
 	// From is the sender, e.g. "Hi-res images <images@example.com>".
 	From string
-	// AdminCopy, if set, receives a copy of every email ("Copy: " subject).
+	// AdminCopy, if set, receives a copy of every email ("Copy: " subject)
+	// and the admin-only emails (as they are).
 	AdminCopy string
 }
 
@@ -179,7 +187,8 @@ const (
 // MessageID returns the Message-ID (with angle brackets) of msg as sent to
 // the customer (admin false) or as the admin copy, e.g.
 // "<job-42-image-ready-customer@example.com>". It depends only on the job,
-// the kind, Seq and the role, so a resend carries the same one.
+// the kind, Seq and the role, so a resend carries the same one. An
+// admin-only message has the admin role.
 func (m *Mailer) MessageID(msg Message, admin bool) string {
 	role := roleCustomer
 	if admin {
@@ -219,6 +228,11 @@ func idPart(s string) string {
 // error to decide whether a retry can help; a retry resends both, with the
 // same Message-IDs. ctx bounds connecting, and its deadline (at most 30s
 // from now) bounds the whole session.
+//
+// An admin-only message (Message.AdminOnly, or an admin-only kind such as
+// KindRefundAttention) goes to AdminCopy alone, as is, and msg.To is
+// ignored; without AdminCopy, Send fails permanently with
+// ErrNoAdminAddress.
 func (m *Mailer) Send(ctx context.Context, msg Message) error {
 	if m == nil {
 		return ErrDisabled
@@ -240,14 +254,20 @@ func (m *Mailer) Send(ctx context.Context, msg Message) error {
 	var errs []error
 	to := strings.TrimSpace(msg.To)
 	var toAddr *netmail.Address
-	if to != "" {
+	adminOnly := msg.AdminOnly || adminOnlyKinds[msg.Kind]
+	if adminOnly {
+		if m.admin == nil {
+			return &sendError{op: op, permanent: true, err: ErrNoAdminAddress}
+		}
+		out = append(out, outgoing{roleAdmin, m.build(msg, m.admin, subject, text, html, true)})
+	} else if to != "" {
 		if toAddr, err = parseAddress(to); err != nil {
 			errs = append(errs, &sendError{op: op + " to customer", permanent: true, err: ErrInvalidRecipient})
 		} else {
 			out = append(out, outgoing{roleCustomer, m.build(msg, toAddr, subject, text, html, false)})
 		}
 	}
-	if m.admin != nil && (toAddr == nil || !strings.EqualFold(toAddr.Address, m.admin.Address)) {
+	if !adminOnly && m.admin != nil && (toAddr == nil || !strings.EqualFold(toAddr.Address, m.admin.Address)) {
 		note := "Copy of the email to the customer at " + oneLine(to) + "."
 		if to == "" {
 			note = "Copy: the customer gave no email address, so only this copy was sent."

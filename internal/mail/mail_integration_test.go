@@ -109,6 +109,8 @@ func TestMailpitSendEachKind(t *testing.T) {
 		{mail.KindExpiringSoon, []string{"https://img.example.test/v1/downloads/Tok3nAbc", "Fri 27 Nov 2026 21:37 UTC"},
 			[]string{`href="https://img.example.test/v1/downloads/Tok3nAbc"`}},
 		{mail.KindFailedRefunded, []string{"USD 3.84", "damaged or incomplete"}, nil},
+		{mail.KindPaymentProcessing, []string{"USD 3.84", "8x", "bank debit", "https://img.example.test/jobs/0b6f2c1e"},
+			[]string{`href="https://img.example.test/jobs/0b6f2c1e"`}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.kind), func(t *testing.T) {
@@ -234,4 +236,33 @@ func TestMailpitStoppedIsTemporary(t *testing.T) {
 	err := m.Send(ctxT(t), mail.Message{Kind: mail.KindImageReady, JobID: "j-4", To: custAddr, Data: data()})
 	require.Error(t, err)
 	assert.False(t, mail.Permanent(err), "the server may come back: retry")
+}
+
+func TestMailpitAdminOnly(t *testing.T) {
+	mp, m := startMailpit(t)
+	ctx := ctxT(t)
+	d := data()
+	d.Detail = "Charge ch_9 has been disputed <b>hostile</b>"
+	msg := mail.Message{Kind: mail.KindRefundAttention, JobID: "j-5", To: custAddr, AdminOnly: true, Data: d}
+	subject, _, _, err := mail.Render(msg)
+	require.NoError(t, err)
+	require.NoError(t, m.Send(ctx, msg))
+	require.NoError(t, m.Send(ctx, msg)) // a retry carries the same Message-ID
+
+	list, err := mp.Messages(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	for _, s := range list {
+		d, err := mp.Message(ctx, s.ID)
+		require.NoError(t, err)
+		require.Len(t, d.To, 1)
+		assert.Equal(t, adminAddr, d.To[0].Address, "to the admin only")
+		assert.Equal(t, subject, d.Subject, "no Copy: prefix")
+		assert.Equal(t, "job-j-5-refund-needs-attention-admin@hires.test", d.MessageID)
+		assert.Contains(t, d.Text, "Charge ch_9 has been disputed <b>hostile</b>")
+		assert.Contains(t, d.HTML, "Charge ch_9 has been disputed &lt;b&gt;hostile&lt;/b&gt;")
+		assert.Contains(t, d.Text, "POST /v1/admin/jobs/j-5/refund-settled")
+		assert.NotContains(t, d.Text, "Copy")
+		assert.NotContains(t, d.Text, "Hello")
+	}
 }

@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"mime"
+	"mime/multipart"
 	"net"
+	netmail "net/mail"
 	"strings"
 	"testing"
 	"time"
@@ -240,6 +244,34 @@ func TestSendErrors(t *testing.T) {
 	}
 }
 
+// decodeMail parses a message the fake server received into its headers
+// and its decoded plain-text and HTML parts.
+func decodeMail(t *testing.T, data string) (h netmail.Header, text, html string) {
+	t.Helper()
+	msg, err := netmail.ReadMessage(strings.NewReader(strings.ReplaceAll(data, "\n", "\r\n")))
+	require.NoError(t, err)
+	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	require.NoError(t, err)
+	require.Equal(t, "multipart/alternative", mt)
+	r := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := r.NextPart() // decodes quoted-printable
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		b, err := io.ReadAll(p)
+		require.NoError(t, err)
+		switch ct := p.Header.Get("Content-Type"); {
+		case strings.HasPrefix(ct, "text/plain"):
+			text = string(b)
+		case strings.HasPrefix(ct, "text/html"):
+			html = string(b)
+		}
+	}
+	return msg.Header, text, html
+}
+
 func TestSendAuthenticates(t *testing.T) {
 	f := startFakeSMTP(t, func(f *fakeSMTP) { f.Auth = "235 2.7.0 ok" })
 	m := newTestMailer(t, f, func(c *Config) { c.Username, c.Password = "user", secret })
@@ -302,4 +334,115 @@ func TestPermanent(t *testing.T) {
 	assert.False(t, Permanent(errors.Join(perm, temp)))
 	assert.True(t, Permanent(fmt.Errorf("wrapped: %w", errors.Join(perm))))
 	assert.True(t, Permanent(ErrDisabled))
+}
+
+func attentionMsg(to string) Message {
+	return Message{Kind: KindRefundAttention, JobID: "job42", To: to, AdminOnly: true, Data: testData()}
+}
+
+func TestSendAdminOnly(t *testing.T) {
+	tests := []struct {
+		name        string
+		msg         Message
+		admin       string
+		wantSubject string // "" when nothing is sent
+		wantErrIs   error
+	}{
+		{name: "refund attention goes to the admin alone", msg: attentionMsg("c@example.test"), admin: "admin@hires.test",
+			wantSubject: "Action needed: refund of USD 3.84 for job job42 was refused - Hi-res Images"},
+		{name: "without a customer address", msg: attentionMsg(""), admin: "admin@hires.test",
+			wantSubject: "Action needed: refund of USD 3.84 for job job42 was refused - Hi-res Images"},
+		{name: "an invalid customer address is ignored", msg: attentionMsg("not an address"), admin: "admin@hires.test",
+			wantSubject: "Action needed: refund of USD 3.84 for job job42 was refused - Hi-res Images"},
+		{name: "the customer is the admin: one email", msg: attentionMsg("ADMIN@hires.test"), admin: "admin@hires.test",
+			wantSubject: "Action needed: refund of USD 3.84 for job job42 was refused - Hi-res Images"},
+		{name: "an admin-only kind is never sent to the customer", msg: func() Message {
+			m := attentionMsg("c@example.test")
+			m.AdminOnly = false
+			return m
+		}(), admin: "admin@hires.test", wantSubject: "Action needed: refund of USD 3.84 for job job42 was refused - Hi-res Images"},
+		{name: "a customer kind sent to the admin only", msg: func() Message {
+			m := readyMsg("c@example.test")
+			m.AdminOnly = true
+			return m
+		}(), admin: "admin@hires.test", wantSubject: "Your high-resolution image is ready - Hi-res Images"},
+		{name: "no admin address: nobody to send to", msg: attentionMsg("c@example.test"), wantErrIs: ErrNoAdminAddress},
+		{name: "no admin address, admin-only kind without the flag", msg: func() Message {
+			m := attentionMsg("c@example.test")
+			m.AdminOnly = false
+			return m
+		}(), wantErrIs: ErrNoAdminAddress},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := startFakeSMTP(t, nil)
+			m := newTestMailer(t, f, func(c *Config) { c.AdminCopy = tt.admin })
+			err := m.Send(context.Background(), tt.msg)
+			if tt.wantErrIs != nil {
+				require.ErrorIs(t, err, tt.wantErrIs)
+				assert.True(t, Permanent(err), "retrying cannot help")
+				assert.True(t, Permanent(fmt.Errorf("activity: %w", err)))
+				assert.ErrorContains(t, err, "no admin address")
+				assert.Empty(t, f.Received())
+				assert.Zero(t, f.Ended(), "no SMTP session at all")
+				return
+			}
+			require.NoError(t, err)
+			got := f.Received()
+			require.Len(t, got, 1, "one email, to the admin")
+			assert.Equal(t, []string{"admin@hires.test"}, got[0].To)
+			h, text, html := decodeMail(t, got[0].Data)
+			assert.Equal(t, tt.wantSubject, h.Get("Subject"), "no Copy: prefix")
+			assert.Equal(t, "<admin@hires.test>", h.Get("To"))
+			assert.Equal(t, m.MessageID(tt.msg, true), h.Get("Message-ID"))
+			assert.Equal(t, string(tt.msg.Kind), h.Get("X-Hires-Kind"))
+			for _, part := range []string{text, html} {
+				assert.NotEmpty(t, part)
+				assert.NotContains(t, part, "Copy", "sent as is: no copy note")
+				assert.NotContains(t, part, "c@example.test", "the customer's address is not used")
+			}
+		})
+	}
+}
+
+// Every kind goes to the right people: the customer with an admin copy,
+// or the admin alone.
+func TestSendEachKind(t *testing.T) {
+	for _, kind := range Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			f := startFakeSMTP(t, nil)
+			m := newTestMailer(t, f, nil)
+			msg := Message{Kind: kind, JobID: "job42", To: "c@example.test", Data: testData()}
+			require.NoError(t, m.Send(context.Background(), msg))
+			var gotTo []string
+			for _, r := range f.Received() {
+				require.Len(t, r.To, 1)
+				gotTo = append(gotTo, r.To[0])
+			}
+			if kind == KindRefundAttention {
+				assert.Equal(t, []string{"admin@hires.test"}, gotTo)
+				return
+			}
+			assert.Equal(t, []string{"c@example.test", "admin@hires.test"}, gotTo)
+		})
+	}
+}
+
+func TestMessageIDDistinctPerKind(t *testing.T) {
+	m, err := New(Config{Host: "h", From: "images@example.com"})
+	require.NoError(t, err)
+	seen := map[string]Kind{}
+	for _, kind := range Kinds {
+		for _, admin := range []bool{false, true} {
+			id := m.MessageID(Message{Kind: kind, JobID: "j1"}, admin)
+			prev, dup := seen[id]
+			assert.False(t, dup, "%s reuses the Message-ID of %s", kind, prev)
+			seen[id] = kind
+		}
+	}
+	msg := attentionMsg("")
+	assert.Equal(t, "<job-job42-refund-needs-attention-admin@example.com>", m.MessageID(msg, true))
+	assert.Equal(t, m.MessageID(msg, true), m.MessageID(msg, true), "deterministic")
+	assert.Equal(t, "<job-job42-payment-processing-customer@example.com>",
+		m.MessageID(Message{Kind: KindPaymentProcessing, JobID: "job42"}, false))
 }

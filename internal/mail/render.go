@@ -11,6 +11,7 @@ import (
 	texttemplate "text/template"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"hires/internal/jobs"
 )
@@ -29,18 +30,37 @@ const (
 	KindExpiringSoon Kind = "expiring-soon"
 	// KindFailedRefunded: the job failed and the payment was refunded.
 	KindFailedRefunded Kind = "failed-refunded"
+	// KindPaymentProcessing: the customer completed Checkout with a delayed
+	// payment method (bank debit); the bank confirms it within days.
+	KindPaymentProcessing Kind = "payment-processing"
+	// KindRefundAttention goes to the admin only (see Message.AdminOnly):
+	// Stripe kept refusing a refund that is owed, the service stopped
+	// retrying, and a person has to settle it.
+	KindRefundAttention Kind = "refund-needs-attention"
 )
 
 // Kinds lists every Kind, for previews and tests.
-var Kinds = []Kind{KindPaymentReceived, KindImageReady, KindExpiringSoon, KindFailedRefunded}
+var Kinds = []Kind{
+	KindPaymentReceived, KindImageReady, KindExpiringSoon, KindFailedRefunded,
+	KindPaymentProcessing, KindRefundAttention,
+}
+
+// adminOnlyKinds are notices for the admin: Send never sends them to the
+// customer, whatever Message.AdminOnly says.
+var adminOnlyKinds = map[Kind]bool{KindRefundAttention: true}
 
 // Message is one email about a job.
 type Message struct {
 	Kind  Kind
 	JobID string
 	// To is the customer's address; empty when the customer gave none (the
-	// admin copy is still sent).
+	// admin copy is still sent). Ignored when the message is admin-only.
 	To string
+	// AdminOnly sends the message to the admin address (Config.AdminCopy)
+	// only, as is, without "Copy: " or a copy note. Admin-only kinds
+	// (KindRefundAttention) are always sent so. With no admin address
+	// configured, Send fails permanently with ErrNoAdminAddress.
+	AdminOnly bool
 	// Seq is 0 for the first email of this kind about the job and is
 	// incremented by the caller for a deliberate resend (an admin's
 	// "Resend"), so that receivers do not drop it as a duplicate of the
@@ -63,7 +83,8 @@ type MessageData struct {
 	Resolution                string
 	OutputWidth, OutputHeight int
 	// AmountCents is in the currency's minor unit (as Stripe counts it):
-	// paid for KindPaymentReceived, refunded for KindFailedRefunded.
+	// paid for KindPaymentReceived and KindPaymentProcessing, refunded for
+	// KindFailedRefunded, owed for KindRefundAttention.
 	AmountCents int64
 	// Currency is an ISO 4217 code, any case.
 	Currency string
@@ -72,7 +93,17 @@ type MessageData struct {
 	Reason string
 	// SiteName names the service in subjects and signatures; optional.
 	SiteName string
+	// Detail is Stripe's last refusal of the refund, for
+	// KindRefundAttention (admin only); optional. It is shown on one line,
+	// at most MaxDetailLength characters.
+	Detail string
+	// PaymentID is Stripe's PaymentIntent ID (pi_...), shown in
+	// KindRefundAttention so that the admin can find the payment; optional.
+	PaymentID string
 }
+
+// MaxDetailLength caps MessageData.Detail as shown, in characters.
+const MaxDetailLength = 500
 
 //go:embed templates
 var templateFS embed.FS
@@ -82,20 +113,22 @@ type kindTemplates struct {
 	html *htmltemplate.Template
 }
 
+// templates pairs each kind's "subject" and "body" with a "layout":
+// layout.* greets the customer, admin_layout.* is for notices to the admin.
 var templates = func() map[Kind]kindTemplates {
-	files := map[Kind]string{
-		KindPaymentReceived: "payment_received",
-		KindImageReady:      "image_ready",
-		KindExpiringSoon:    "expiring_soon",
-		KindFailedRefunded:  "failed_refunded",
+	files := map[Kind]struct{ name, layout string }{
+		KindPaymentReceived:   {"payment_received", "layout"},
+		KindImageReady:        {"image_ready", "layout"},
+		KindExpiringSoon:      {"expiring_soon", "layout"},
+		KindFailedRefunded:    {"failed_refunded", "layout"},
+		KindPaymentProcessing: {"payment_processing", "layout"},
+		KindRefundAttention:   {"refund_attention", "admin_layout"},
 	}
-	baseText := texttemplate.Must(texttemplate.New("").ParseFS(templateFS, "templates/layout.txt"))
-	baseHTML := htmltemplate.Must(htmltemplate.New("").ParseFS(templateFS, "templates/layout.html"))
 	out := make(map[Kind]kindTemplates, len(files))
-	for kind, name := range files {
+	for kind, f := range files {
 		out[kind] = kindTemplates{
-			text: texttemplate.Must(texttemplate.Must(baseText.Clone()).ParseFS(templateFS, "templates/"+name+".txt")),
-			html: htmltemplate.Must(htmltemplate.Must(baseHTML.Clone()).ParseFS(templateFS, "templates/"+name+".html")),
+			text: texttemplate.Must(texttemplate.New("").ParseFS(templateFS, "templates/"+f.layout+".txt", "templates/"+f.name+".txt")),
+			html: htmltemplate.Must(htmltemplate.New("").ParseFS(templateFS, "templates/"+f.layout+".html", "templates/"+f.name+".html")),
 		}
 	}
 	return out
@@ -112,6 +145,8 @@ type view struct {
 	OutputSize  string
 	Amount      string
 	Reason      string
+	Detail      string // one line, capped
+	PaymentID   string
 	// CopyNote is set on the admin copy only.
 	CopyNote string
 	Subject  string
@@ -122,7 +157,8 @@ type view struct {
 var errInvalidMessage = errors.New("mail: invalid message")
 
 // Render returns the subject and the plain-text and HTML bodies of msg as
-// sent to the customer.
+// sent to the customer, or to the admin for an admin-only kind (no copy
+// note either way).
 func Render(msg Message) (subject, text, html string, err error) {
 	return render(msg, "")
 }
@@ -163,6 +199,8 @@ func newView(msg Message) (view, error) {
 		JobID:      oneLine(msg.JobID),
 		Resolution: oneLine(d.Resolution),
 		Reason:     FriendlyReason(d.Reason),
+		Detail:     capLength(cleanHeader(d.Detail), MaxDetailLength),
+		PaymentID:  oneLine(d.PaymentID),
 	}
 	if d.OutputWidth > 0 && d.OutputHeight > 0 {
 		v.OutputSize = fmt.Sprintf("%d × %d px", d.OutputWidth, d.OutputHeight)
@@ -201,6 +239,10 @@ func newView(msg Message) (view, error) {
 		need(!d.ExpiresAt.IsZero(), "ExpiresAt is required")
 	case KindFailedRefunded:
 		need(d.AmountCents > 0, "the amount refunded is required")
+	case KindPaymentProcessing:
+		need(d.AmountCents > 0, "the amount paid is required")
+	case KindRefundAttention:
+		need(d.AmountCents > 0, "the amount owed is required")
 	}
 	if len(errs) > 0 {
 		return view{}, fmt.Errorf("%w: %s for job %s: %w", errInvalidMessage, msg.Kind, v.JobID, errors.Join(errs...))
@@ -310,6 +352,15 @@ func oneLine(s string) string {
 }
 
 func cleanHeader(s string) string { return strings.Join(strings.Fields(oneLine(s)), " ") }
+
+// capLength shortens s to at most n characters, ending in "…" when cut.
+func capLength(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRightFunc(string(r[:n-1]), unicode.IsSpace) + "…"
+}
 
 // tidyText trims trailing spaces and collapses runs of blank lines that
 // optional template sections leave behind.

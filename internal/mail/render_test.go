@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,8 +24,14 @@ func testData() MessageData {
 		Currency:     "usd",
 		Reason:       "upsampler_timeout",
 		SiteName:     "Hi-res Images",
+		Detail:       "Charge ch_3Qx9 has been disputed.",
+		PaymentID:    "pi_3Qx9",
 	}
 }
+
+// customerLayout are phrases of the customer layout, out of place in a
+// notice to the admin.
+var customerLayout = []string{"Hello", "Thank you", "you ordered", "You receive this email", "Copy"}
 
 func TestRender(t *testing.T) {
 	tests := []struct {
@@ -34,6 +41,8 @@ func TestRender(t *testing.T) {
 		facts []string
 		// absent must appear in neither.
 		absent []string
+		// admin: a notice to the admin, in the admin layout.
+		admin bool
 	}{
 		{
 			kind:    KindPaymentReceived,
@@ -62,6 +71,27 @@ func TestRender(t *testing.T) {
 			facts:   []string{"USD 3.84", "refunded", "Upscaling took longer than the time allowed."},
 			absent:  []string{"upsampler_timeout", "AbC123xyz"},
 		},
+		{
+			kind:    KindPaymentProcessing,
+			subject: "Payment processing - we are waiting for your bank - Hi-res Images",
+			facts: []string{
+				"USD 3.84", "4x", "https://img.example.com/jobs/7c1e", "Job reference: 7c1e",
+				"bank debit", "a few business days", "email you again", "you will not be charged",
+			},
+			absent: []string{"AbC123xyz", "UTC", "Upscaling took longer"},
+		},
+		{
+			kind:    KindRefundAttention,
+			subject: "Action needed: refund of USD 3.84 for job 7c1e was refused - Hi-res Images",
+			facts: []string{
+				"7c1e", "USD 3.84", "Upscaling took longer than the time allowed.",
+				"Charge ch_3Qx9 has been disputed.", "pi_3Qx9", "stopped retrying",
+				"Stripe Dashboard", "charge.refunded", "POST /v1/admin/jobs/7c1e/refund-settled", "admin token", "note",
+				"administrator", "not sent to the customer",
+			},
+			absent: append([]string{"upsampler_timeout", "AbC123xyz"}, customerLayout...),
+			admin:  true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.kind), func(t *testing.T) {
@@ -83,8 +113,97 @@ func TestRender(t *testing.T) {
 			assert.NotContains(t, html, "<img", "no external assets")
 			assert.NotContains(t, text, "<", "text part is not HTML")
 			assert.NotContains(t, text, "\n\n\n", "no runs of blank lines")
+			if tt.admin {
+				assert.Contains(t, text, "Job reference: 7c1e")
+				return
+			}
 			assert.Contains(t, text, "Thank you for using Hi-res Images!")
+			assert.NotContains(t, text+html, "ch_3Qx9", "Stripe's refusal is for the admin only")
+			assert.NotContains(t, text+html, "pi_3Qx9", "Stripe's payment ID is for the admin only")
 		})
+	}
+}
+
+func TestRenderRefundAttentionDetail(t *testing.T) {
+	long := strings.Repeat("declined ", 200)
+	tests := []struct {
+		name   string
+		detail string
+		// want is the refusal as shown in both parts ("" to skip).
+		want string
+		// htmlHas must be in the HTML part; htmlNot must not.
+		htmlHas, htmlNot []string
+		// textNot must not be in the text part.
+		textNot []string
+	}{
+		{name: "plain", detail: "Charge ch_1 has already been refunded.", want: "Charge ch_1 has already been refunded."},
+		{name: "none recorded", detail: "", want: "(none recorded)"},
+		{name: "html is escaped", detail: `<script>alert("x")</script> & <a href="https://evil.example">click</a>`,
+			htmlHas: []string{"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;a href="},
+			htmlNot: []string{"<script", `<a href="https://evil.example"`}},
+		{name: "one line", detail: "first line\r\nFAKE: injected\n\n\tsecond", want: "first line FAKE: injected second",
+			textNot: []string{"\nFAKE", "\nsecond"}},
+		{name: "long is capped", detail: long},
+		{name: "long multibyte is capped on a character", detail: strings.Repeat("é", 2000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := testData()
+			d.Detail = tt.detail
+			_, text, html, err := Render(Message{Kind: KindRefundAttention, JobID: "j1", Data: d})
+			require.NoError(t, err)
+			shown := refusalLine(t, text)
+			assert.LessOrEqual(t, utf8.RuneCountInString(shown), MaxDetailLength)
+			assert.True(t, utf8.ValidString(shown))
+			if utf8.RuneCountInString(strings.TrimSpace(tt.detail)) > MaxDetailLength {
+				assert.True(t, strings.HasSuffix(shown, "…"), "a cut is marked")
+				assert.True(t, strings.HasPrefix(strings.TrimSpace(tt.detail), strings.TrimSuffix(shown, "…")), "cut, not rewritten")
+			}
+			if tt.want != "" {
+				assert.Equal(t, tt.want, shown)
+				assert.Contains(t, html, tt.want)
+			}
+			for _, s := range tt.htmlHas {
+				assert.Contains(t, html, s)
+			}
+			for _, s := range tt.htmlNot {
+				assert.NotContains(t, html, s)
+			}
+			for _, s := range tt.textNot {
+				assert.NotContains(t, text, s)
+			}
+		})
+	}
+}
+
+// refusalLine returns what the text part shows as Stripe's last refusal.
+func refusalLine(t *testing.T, text string) string {
+	t.Helper()
+	const label = "Stripe's last refusal: "
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, label); ok {
+			return v
+		}
+	}
+	t.Fatalf("no %q line in:\n%s", label, text)
+	return ""
+}
+
+func TestCapLength(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"eleven char", 10, "eleven ch…"},
+		{"eleven    x", 10, "eleven…"}, // no space before the mark
+		{"ééééééé", 4, "ééé…"},
+		{"", 3, ""},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, capLength(tt.in, tt.n), tt.in)
 	}
 }
 
@@ -94,7 +213,11 @@ func TestRenderWithoutOptionalData(t *testing.T) {
 		KindImageReady:      {DownloadURL: "https://x.example/d", ExpiresAt: testExpiry},
 		KindExpiringSoon:    {DownloadURL: "https://x.example/d", ExpiresAt: testExpiry},
 		KindFailedRefunded:  {AmountCents: 500, Currency: "eur"},
+		// The job page is optional while the bank decides.
+		KindPaymentProcessing: {AmountCents: 500, Currency: "EUR"},
+		KindRefundAttention:   {AmountCents: 500, Currency: "eur"},
 	}
+	require.Len(t, minimal, len(Kinds), "every kind")
 	for kind, d := range minimal {
 		t.Run(string(kind), func(t *testing.T) {
 			subject, text, html, err := Render(Message{Kind: kind, JobID: "j1", Data: d})
@@ -104,9 +227,22 @@ func TestRenderWithoutOptionalData(t *testing.T) {
 			assert.NotContains(t, text, "Resolution:")
 			assert.NotContains(t, html, "Job page")
 			assert.NotContains(t, text, "  ", "no holes left by missing values")
-			if kind == KindFailedRefunded {
+			switch kind {
+			case KindFailedRefunded:
 				assert.Contains(t, text, "EUR 5.00")
 				assert.Contains(t, text, defaultReason)
+			case KindPaymentProcessing:
+				assert.Contains(t, text, "EUR 5.00")
+				assert.NotContains(t, html, "Follow the status", "no button without a job page")
+			case KindRefundAttention:
+				assert.Contains(t, text, "EUR 5.00")
+				assert.Contains(t, text, defaultReason)
+				assert.Contains(t, text, "Stripe's last refusal: (none recorded)")
+				assert.NotContains(t, text, "Stripe payment:")
+				assert.NotContains(t, text, "search for")
+				for _, p := range customerLayout {
+					assert.NotContains(t, text+html, p)
+				}
 			}
 		})
 	}
@@ -158,6 +294,10 @@ func TestRenderErrors(t *testing.T) {
 		{"paid without amount", KindPaymentReceived, func(d *MessageData) { d.AmountCents = 0 }, "amount paid is required"},
 		{"paid without job page", KindPaymentReceived, func(d *MessageData) { d.JobURL = "" }, "JobURL is required"},
 		{"refund without amount", KindFailedRefunded, func(d *MessageData) { d.AmountCents = 0 }, "amount refunded is required"},
+		{"processing without amount", KindPaymentProcessing, func(d *MessageData) { d.AmountCents = 0 }, "amount paid is required"},
+		{"processing with a bad job page", KindPaymentProcessing, func(d *MessageData) { d.JobURL = "javascript:alert(1)" }, "absolute http(s) URL"},
+		{"attention without amount", KindRefundAttention, func(d *MessageData) { d.AmountCents = 0 }, "amount owed is required"},
+		{"attention with a bad currency", KindRefundAttention, func(d *MessageData) { d.Currency = "" }, "invalid currency"},
 		{"javascript link", KindImageReady, func(d *MessageData) { d.DownloadURL = "javascript:alert(1)" }, "absolute http(s) URL"},
 		{"server path as link", KindImageReady, func(d *MessageData) { d.DownloadURL = "/var/www/uploads/a.png" }, "absolute http(s) URL"},
 		{"link with credentials", KindImageReady, func(d *MessageData) { d.DownloadURL = "https://u:p@x.example/d" }, "absolute http(s) URL"},

@@ -28,6 +28,7 @@ type Business struct {
 	revenueCents     prometheus.Counter
 	upsamplerSeconds *prometheus.HistogramVec
 	upsamplerCredits prometheus.Counter
+	refundAttention  prometheus.Counter
 }
 
 // Business registers (once) and returns the business metrics.
@@ -62,8 +63,12 @@ func (r *Registry) Business() *Business {
 				Namespace: Namespace, Name: "upsampler_credits_total",
 				Help: "Upsampler credits spent, as Upsampler reported them for completed jobs.",
 			}),
+			refundAttention: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: Namespace, Name: "refunds_needing_attention_total",
+				Help: "Refunds Stripe kept refusing until they were handed to an admin (payment status refund_needs_attention).",
+			}),
 		}
-		r.reg.MustRegister(b.jobsFinished, b.refunds, b.refundedCents, b.revenueCents, b.upsamplerSeconds, b.upsamplerCredits)
+		r.reg.MustRegister(b.jobsFinished, b.refunds, b.refundedCents, b.revenueCents, b.upsamplerSeconds, b.upsamplerCredits, b.refundAttention)
 		for _, s := range []string{JobCompleted, JobFailed, JobAbandoned} {
 			b.jobsFinished.WithLabelValues(s) // show zeros from the start
 		}
@@ -87,6 +92,13 @@ func (b *Business) Refunded(cents int64) {
 	if b != nil {
 		b.refunds.Inc()
 		b.refundedCents.Add(nonNegative(float64(cents)))
+	}
+}
+
+// RefundNeedsAttention counts a refund handed to an admin.
+func (b *Business) RefundNeedsAttention() {
+	if b != nil {
+		b.refundAttention.Inc()
 	}
 }
 

@@ -110,7 +110,7 @@ func (c *Client) apiError(err error) error {
 
 // nonRetryable are this package's errors that no retry can fix.
 var nonRetryable = []error{
-	ErrInvalidInput, ErrSessionNotOpen, ErrAlreadyRefunded,
+	ErrInvalidInput, ErrSessionNotOpen, ErrAlreadyRefunded, ErrRefundRefused,
 	ErrMissingSignature, ErrInvalidSignature, ErrSignatureTooOld, ErrMalformedEvent, ErrAPIVersionMismatch,
 }
 

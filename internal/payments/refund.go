@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +29,23 @@ type RefundParams struct {
 	// (computed once, in the workflow): a retry with another reason under the
 	// same idempotency key is rejected by Stripe with 400 idempotency_error.
 	Reason string
+	// Attempt numbers the refund attempts of the job; the idempotency key is
+	// refund:<jobID> for attempt 0 (the key refunds made before attempts
+	// existed carry) and refund:<jobID>:<attempt> after. Within one attempt
+	// every retry must reuse the key, so a lost answer can never refund
+	// twice. Move to a new attempt only after Stripe gave a definite refusal
+	// (the error wraps ErrRefundRefused: no refund was created) AND
+	// PaymentState shows nothing refunded: anything else (timeouts, 5xx, 409,
+	// 429) may have refunded, and a new key would then refund again.
+	Attempt int
+}
+
+// idempotencyKey is the key of this attempt; see Attempt.
+func (p RefundParams) idempotencyKey() string {
+	if p.Attempt == 0 {
+		return "refund:" + p.JobID
+	}
+	return "refund:" + p.JobID + ":" + strconv.Itoa(p.Attempt)
 }
 
 func (p RefundParams) validate() error {
@@ -35,13 +54,13 @@ func (p RefundParams) validate() error {
 		return fmt.Errorf("%w: job ID is empty", ErrInvalidInput)
 	case len(p.JobID) > maxJobIDLen:
 		return fmt.Errorf("%w: job ID is longer than %d bytes", ErrInvalidInput, maxJobIDLen)
-	case !strings.HasPrefix(p.PaymentIntentID, "pi_") || len(p.PaymentIntentID) == len("pi_"):
-		// Not echoed: it may be something else pasted in the wrong place.
-		return fmt.Errorf("%w: payment intent ID must start with pi_", ErrInvalidInput)
-	case len(p.PaymentIntentID) > maxStripeIDLen:
-		return fmt.Errorf("%w: payment intent ID is longer than %d bytes", ErrInvalidInput, maxStripeIDLen)
-	case strings.ContainsFunc(p.PaymentIntentID, isSpaceOrControl):
-		return fmt.Errorf("%w: payment intent ID contains whitespace or control characters", ErrInvalidInput)
+	case p.Attempt < 0:
+		return fmt.Errorf("%w: refund attempt %d is negative", ErrInvalidInput, p.Attempt)
+	}
+	if err := validatePaymentIntentID(p.PaymentIntentID); err != nil {
+		return err
+	}
+	switch {
 	case p.Reason == "":
 		// An empty metadata value would unset the key at Stripe.
 		return fmt.Errorf("%w: refund reason is empty", ErrInvalidInput)
@@ -51,7 +70,56 @@ func (p RefundParams) validate() error {
 	return nil
 }
 
+// validatePaymentIntentID checks the shape of a pi_ ID. The ID is never
+// echoed: it may be something else (a key, say) pasted in the wrong place.
+func validatePaymentIntentID(id string) error {
+	switch {
+	case !strings.HasPrefix(id, "pi_") || len(id) == len("pi_"):
+		return fmt.Errorf("%w: payment intent ID must start with pi_", ErrInvalidInput)
+	case len(id) > maxStripeIDLen:
+		return fmt.Errorf("%w: payment intent ID is longer than %d bytes", ErrInvalidInput, maxStripeIDLen)
+	case strings.ContainsFunc(id, isSpaceOrControl):
+		return fmt.Errorf("%w: payment intent ID contains whitespace or control characters", ErrInvalidInput)
+	}
+	return nil
+}
+
 func isSpaceOrControl(r rune) bool { return r <= ' ' || r == 0x7f }
+
+// ErrRefundRefused is wrapped (alongside the *APIError) by Refund when Stripe
+// definitely refused the refund for a business reason, so no refund was
+// created: a card_error, or an invalid_request_error with one of
+// refusalCodes (charge_disputed, balance_insufficient, …). It is final for
+// this attempt. Ambiguous failures (network errors, timeouts, 5xx, 409, 429)
+// never wrap it: the refund may have been made. charge_already_refunded
+// wraps ErrAlreadyRefunded instead.
+var ErrRefundRefused = errors.New("refund refused")
+
+// refusalCodes are the invalid_request_error codes by which Stripe refuses a
+// refund that was otherwise well-formed.
+var refusalCodes = map[string]bool{
+	string(stripe.ErrorCodeChargeDisputed):        true,
+	"charge_expired_for_refund":                   true, // not among v76's constants
+	string(stripe.ErrorCodeChargeNotRefundable):   true,
+	string(stripe.ErrorCodeBalanceInsufficient):   true,
+	string(stripe.ErrorCodeInsufficientFunds):     true,
+	string(stripe.ErrorCodeRefundDisputedPayment): true,
+	string(stripe.ErrorCodeAmountTooLarge):        true,
+}
+
+// refused reports whether e is a definite business refusal of a refund.
+func (e *APIError) refused() bool {
+	if e.HTTPStatus != http.StatusBadRequest && e.HTTPStatus != http.StatusPaymentRequired {
+		return false
+	}
+	switch e.Type {
+	case string(stripe.ErrorTypeCard):
+		return true
+	case string(stripe.ErrorTypeInvalidRequest):
+		return refusalCodes[e.Code]
+	}
+	return false
+}
 
 // Refund is the part of a Stripe refund the service uses.
 type Refund struct {
@@ -131,12 +199,15 @@ func chargeFrom(c *stripe.Charge) Charge {
 // Refund refunds the full amount (whatever is left of it) of the job's
 // payment intent, with reason requested_by_customer and the job ID and our
 // reason in the refund's metadata. The idempotency key is derived from the
-// job, so a retried or replayed refund returns the first refund instead of
-// refunding twice.
+// job and p.Attempt, so a retried or replayed refund returns the first
+// refund instead of refunding twice.
 //
 // If the charge has nothing left to refund (refunded earlier, e.g. in the
 // Dashboard, or by this job after Stripe's 24 h idempotency window), the
-// error wraps ErrAlreadyRefunded and is not retryable.
+// error wraps ErrAlreadyRefunded and is not retryable. If Stripe refused
+// the refund (disputed charge, short balance, …) the error wraps
+// ErrRefundRefused and is not retryable either; see RefundParams.Attempt for
+// when another attempt is safe.
 //
 // The returned Status is often final (succeeded) for cards, but may be
 // pending; a later change arrives as a charge.refund.updated event.
@@ -152,15 +223,20 @@ func (c *Client) Refund(ctx context.Context, p RefundParams) (Refund, error) {
 	}
 	params.AddMetadata(metadataJobID, p.JobID)
 	params.AddMetadata(metadataReason, p.Reason)
-	params.SetIdempotencyKey("refund:" + p.JobID)
+	params.SetIdempotencyKey(p.idempotencyKey())
 	params.Context = ctx
 
 	r, err := c.api.Refunds.New(params)
 	if err != nil {
 		err = c.apiError(err)
 		var apiErr *APIError
-		if errors.As(err, &apiErr) && apiErr.Code == string(stripe.ErrorCodeChargeAlreadyRefunded) {
-			err = fmt.Errorf("%w: %w", ErrAlreadyRefunded, err)
+		if errors.As(err, &apiErr) {
+			switch {
+			case apiErr.Code == string(stripe.ErrorCodeChargeAlreadyRefunded):
+				err = fmt.Errorf("%w: %w", ErrAlreadyRefunded, err)
+			case apiErr.refused():
+				err = fmt.Errorf("%w: %w", ErrRefundRefused, err)
+			}
 		}
 		return Refund{}, fmt.Errorf("payments: refund %s for job %s: %w", p.PaymentIntentID, p.JobID, err)
 	}

@@ -359,3 +359,36 @@ func TestMockRefundBadKeyIsNotRetryable(t *testing.T) {
 	assert.NotErrorIs(t, err, ErrAlreadyRefunded)
 	assert.NotContains(t, err.Error(), key)
 }
+
+// PaymentState's request validates against the spec and stripe-go parses
+// stripe-mock's PaymentIntent with latest_charge expanded. The fixture's
+// amounts and status are hard-coded, so only the shape is checked.
+func TestMockPaymentState(t *testing.T) {
+	c, rec := newMockClient(t, "sk_test_123")
+	s, err := c.PaymentState(context.Background(), "pi_3MockState")
+	require.NoError(t, err)
+	assert.Equal(t, "pi_3MockState", s.PaymentIntentID, "stripe-mock reflects the path ID")
+	assert.True(t, strings.HasPrefix(s.ChargeID, "ch_"), "latest_charge is expanded: %q", s.ChargeID)
+	assert.NotEmpty(t, s.Status)
+	assert.NotEmpty(t, s.Currency)
+	assert.Positive(t, s.AmountCents)
+	assert.GreaterOrEqual(t, s.AmountRefundedCents, int64(0))
+
+	reqs := rec.all()
+	require.Len(t, reqs, 1)
+	assert.Equal(t, http.MethodGet, reqs[0].Method)
+	assert.Equal(t, "/v1/payment_intents/pi_3MockState", reqs[0].Path)
+	assert.Equal(t, url.Values{"expand[0]": {"latest_charge"}}, reqs[0].Query)
+	assert.Empty(t, reqs[0].Header.Get("Idempotency-Key"))
+}
+
+func TestMockRefundAttemptKey(t *testing.T) {
+	c, rec := newMockClient(t, "sk_test_123")
+	p := RefundParams{JobID: "job_mock_5", PaymentIntentID: "pi_3MockAttempt", Reason: "upscale_failed", Attempt: 3}
+	_, err := c.Refund(context.Background(), p)
+	require.NoError(t, err)
+	reqs := rec.all()
+	require.Len(t, reqs, 1)
+	assert.Equal(t, "refund:job_mock_5:3", reqs[0].Header.Get("Idempotency-Key"))
+	assert.NotContains(t, reqs[0].Form, "attempt", "the attempt is only in the key")
+}

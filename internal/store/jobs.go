@@ -71,6 +71,7 @@ type Job struct {
 	RefundError           *string            `db:"refund_error"`
 	Attempt               int                `db:"attempt"`
 	UpsamplerAttempt      *int               `db:"upsampler_attempt"`
+	UpsamplerSubmission   *int               `db:"upsampler_submission"`
 	DownloadedAt          *time.Time         `db:"downloaded_at"`
 	CreatedAt             time.Time          `db:"created_at"`
 	UpdatedAt             time.Time          `db:"updated_at"`
@@ -189,7 +190,9 @@ func tokenHash(token string) []byte {
 // ListFilter selects jobs for the admin list (the seed's get_jobs).
 type ListFilter struct {
 	Statuses []jobs.Status // empty means all
-	Limit    int
+	// PaymentStatuses, when not empty, keeps jobs whose payment is in one of them.
+	PaymentStatuses []jobs.PaymentStatus
+	Limit           int
 	// OrderBy is created_at or updated_at, newest first.
 	OrderBy string
 	// After, when set, continues a listing after that row.
@@ -227,6 +230,14 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, error) {
 	if len(f.Statuses) > 0 {
 		args = append(args, statusStrings(f.Statuses))
 		where = append(where, fmt.Sprintf("status = ANY($%d)", len(args)))
+	}
+	if len(f.PaymentStatuses) > 0 {
+		ps := make([]string, len(f.PaymentStatuses))
+		for i, p := range f.PaymentStatuses {
+			ps[i] = string(p)
+		}
+		args = append(args, ps)
+		where = append(where, fmt.Sprintf("payment_status = ANY($%d)", len(args)))
 	}
 	if f.After != nil {
 		args = append(args, f.After.At, f.After.ID)

@@ -42,8 +42,12 @@ func (s *Store) MarkDownloaded(ctx context.Context, jobID string) error {
 // not empty, a new token (the old link stops working). cause goes to the trail.
 func (s *Store) SetDownload(ctx context.Context, jobID, token string, expiresAt time.Time, cause string) error {
 	return s.annotate(ctx, jobID, cause, expiresAt.UTC().Format(time.RFC3339), func(c current) (bool, error) {
-		if c.Status != jobs.StatusCompleted {
+		switch {
+		case c.Status != jobs.StatusCompleted:
 			return false, fmt.Errorf("%w: the download of a %s job", ErrInvalidTransition, c.Status)
+		case c.FileDeleted:
+			// The link expired and its file is gone: a new link would be dead.
+			return false, fmt.Errorf("%w: the download expired and its file was deleted", ErrInvalidTransition)
 		}
 		return true, nil
 	}, `UPDATE jobs SET download_expires_at = $2, download_token = COALESCE(NULLIF($3, ''), download_token),

@@ -16,6 +16,7 @@ type current struct {
 	Status        jobs.Status
 	PaymentStatus jobs.PaymentStatus
 	Confirmed     bool // refund_confirmed_at is set
+	FileDeleted   bool // download_expired_at is set
 }
 
 // annotate changes a job without changing its status: it locks the row, asks
@@ -25,8 +26,9 @@ func (s *Store) annotate(ctx context.Context, id, cause, detail string, decide f
 	update string, args ...any) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var c current
-		err := tx.QueryRow(ctx, `SELECT status, payment_status, refund_confirmed_at IS NOT NULL
-			FROM jobs WHERE id = $1 FOR UPDATE`, id).Scan(&c.Status, &c.PaymentStatus, &c.Confirmed)
+		err := tx.QueryRow(ctx, `SELECT status, payment_status, refund_confirmed_at IS NOT NULL,
+			download_expired_at IS NOT NULL FROM jobs WHERE id = $1 FOR UPDATE`, id).
+			Scan(&c.Status, &c.PaymentStatus, &c.Confirmed, &c.FileDeleted)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -68,7 +70,7 @@ func (s *Store) MarkRefunded(ctx context.Context, r Refund) error {
 		case jobs.PaymentRefunded:
 			already = true
 			return false, nil
-		case jobs.PaymentPaid, jobs.PaymentRefundFailed:
+		case jobs.PaymentPaid, jobs.PaymentRefundFailed, jobs.PaymentRefundNeedsAttention:
 			return true, nil
 		}
 		return false, fmt.Errorf("%w: refund of a job whose payment is %s", ErrInvalidTransition, c.PaymentStatus)
@@ -106,6 +108,59 @@ func (s *Store) MarkRefundFailed(ctx context.Context, id, detail string) error {
 		_, err = s.pool.Exec(ctx, `UPDATE jobs SET refund_error = $2 WHERE id = $1 AND payment_status = 'refund_failed'`, id, detail)
 	}
 	return err
+}
+
+// MarkRefundNeedsAttention hands a refund that Stripe kept refusing to the
+// admins. It reports false, changing nothing, when the payment was refunded
+// meanwhile (charge.refunded, or an admin settled it).
+func (s *Store) MarkRefundNeedsAttention(ctx context.Context, id, detail string) (bool, error) {
+	moved := false
+	err := s.annotate(ctx, id, "refund_needs_attention", detail, func(c current) (bool, error) {
+		switch c.PaymentStatus {
+		case jobs.PaymentPaid, jobs.PaymentRefundFailed:
+			moved = true
+			return true, nil
+		case jobs.PaymentRefunded, jobs.PaymentRefundNeedsAttention:
+			return false, nil
+		}
+		return false, fmt.Errorf("%w: refund attention on a job whose payment is %s", ErrInvalidTransition, c.PaymentStatus)
+	}, `UPDATE jobs SET payment_status = 'refund_needs_attention', refund_error = NULLIF($2, '')`, detail)
+	return moved, err
+}
+
+// MarkRefundSettled records an admin's word that an owed refund was settled
+// outside the service (say, paid back by bank transfer). Only a refund
+// Stripe refused can be settled so; settling it again is a no-op.
+func (s *Store) MarkRefundSettled(ctx context.Context, id, by, note string) error {
+	cause := "refund_settled"
+	if by != "" {
+		cause += ":" + by
+	}
+	return s.annotate(ctx, id, cause, note, func(c current) (bool, error) {
+		switch c.PaymentStatus {
+		case jobs.PaymentRefundNeedsAttention, jobs.PaymentRefundFailed:
+			return true, nil
+		case jobs.PaymentRefunded:
+			return false, nil
+		}
+		return false, fmt.Errorf("%w: the job's payment is %s, not a refused refund", ErrInvalidTransition, c.PaymentStatus)
+	}, `UPDATE jobs SET payment_status = 'refunded', refunded_at = COALESCE(refunded_at, now()),
+		refund_amount_cents = COALESCE(refund_amount_cents, amount_paid_cents)`)
+}
+
+// MarkPaymentProcessing records that the customer completed Checkout with a
+// delayed payment method: the job keeps awaiting payment, Stripe decides
+// within days. Recording it again is a no-op.
+func (s *Store) MarkPaymentProcessing(ctx context.Context, id, cause string) error {
+	return s.annotate(ctx, id, cause, "payment processing", func(c current) (bool, error) {
+		switch {
+		case c.Status != jobs.StatusAwaitingPayment:
+			return false, fmt.Errorf("%w: payment processing on a %s job", ErrInvalidTransition, c.Status)
+		case c.PaymentStatus == jobs.PaymentProcessing:
+			return false, nil
+		}
+		return true, nil
+	}, `UPDATE jobs SET payment_status = 'processing'`)
 }
 
 // RefundConfirmation is Stripe's charge.refunded event about a payment.
@@ -158,6 +213,41 @@ func (s *Store) MarkRetrying(ctx context.Context, id string, attempt int, cause 
 		`attempt = $4, failed_at = NULL, failure_reason = NULL, failure_detail = NULL,
 		 upsampler_job_id = NULL, upsampler_attempt = NULL`, attempt)
 	return err
+}
+
+// BeginSubmission notes that submission n (numbered from 1 over the job's
+// life) is about to be sent to Upsampler. It reports false when n was noted
+// before: this is a retry of a submission whose answer was lost, and
+// Upsampler may have the job, so it must not be sent again.
+func (s *Store) BeginSubmission(ctx context.Context, id string, n int) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET upsampler_submission = $2
+		WHERE id = $1 AND COALESCE(upsampler_submission, 0) < $2`, id, n)
+	if err != nil {
+		return false, fmt.Errorf("store: begin submission %d of %s: %w", n, id, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return false, fmt.Errorf("store: begin submission %d of %s: %w", n, id, err)
+	}
+	if !exists {
+		return false, fmt.Errorf("store: begin submission %d of %s: %w", n, id, ErrNotFound)
+	}
+	return false, nil
+}
+
+// ForgetSubmission takes back BeginSubmission's note of submission n when
+// Upsampler certainly did not take it (refused connection, 429, 503): a
+// retry may then send it. A no-op once a later submission was noted.
+func (s *Store) ForgetSubmission(ctx context.Context, id string, n int) error {
+	_, err := s.pool.Exec(ctx, `UPDATE jobs SET upsampler_submission = NULLIF($2 - 1, 0)
+		WHERE id = $1 AND upsampler_submission = $2`, id, n)
+	if err != nil {
+		return fmt.Errorf("store: forget submission %d of %s: %w", n, id, err)
+	}
+	return nil
 }
 
 // RecordSubmission remembers the Upsampler job of an attempt as soon as

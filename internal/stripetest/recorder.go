@@ -1,12 +1,18 @@
-// Package stripetest puts a recording proxy in front of stripe-mock that
-// adds what stripe-mock lacks: Stripe's idempotency-key semantics, and a log
-// of the calls that really reached "Stripe", so tests can assert that a
-// retried operation had exactly one effect.
+// Package stripetest is a stateful Stripe double for tests. Its Recorder
+// sits in front of stripe-mock, which checks requests against Stripe's
+// OpenAPI spec and answers with fixtures but keeps no state, and adds what
+// stripe-mock lacks: idempotency keys kept for 24 hours on a clock tests can
+// move, refunds that add up per PaymentIntent (charge_already_refunded,
+// refusals on demand, refunds made by hand in the Dashboard), Checkout
+// Session states (delayed payments, expiry), and a log of the calls that
+// really reached "Stripe", so tests can assert that a retried operation had
+// exactly one effect.
 package stripetest
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +20,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,11 +36,13 @@ type Call struct {
 	Status int
 	// Replayed: answered from the idempotency store, not forwarded.
 	Replayed bool
-	// Forwarded: the upstream received the request and answered it, i.e. the
-	// call had a real effect. False for replays, idempotency errors and
-	// upstream failures.
+	// Forwarded: the upstream received the request and its answer stood,
+	// i.e. the call had a real effect. False for replays, idempotency
+	// errors, upstream failures and the refusals the Recorder makes itself
+	// (charge_already_refunded, RefuseRefunds, expiring a closed session).
 	Forwarded bool
-	At        time.Time
+	// At is the Recorder's clock (Now) when the request arrived.
+	At time.Time
 }
 
 // Recorder is an http.Handler that reverse-proxies to a Stripe API upstream
@@ -44,12 +53,18 @@ type Call struct {
 //   - the same key with different parameters (or another endpoint) fails with
 //     400 idempotency_error, without reaching the upstream;
 //   - the same key while the first request is still running fails with 409
-//     idempotency_error (stripe-go retries that);
+//     idempotency_error, code idempotency_key_in_use (stripe-go retries that);
 //   - responses to requests that never began executing (400 validation
 //     errors, 401, 429, unreachable upstream) are not stored, so a retry with
-//     the same key is forwarded again.
+//     the same key is forwarded again; refusals the Recorder makes itself
+//     (charge_already_refunded, RefuseRefunds, expiring a closed session)
+//     are results, and are stored;
+//   - a stored answer expires 24 hours (on the Recorder's clock, see
+//     Advance) after the key was first used; the key is then new again.
 //
-// Keys never expire. Safe for concurrent use.
+// On top of that it keeps the state stripe-mock cannot: see RegisterPayment,
+// RefuseRefunds, RefundByHand and CompleteSession. Safe for concurrent use;
+// no lock is held while a request is forwarded.
 type Recorder struct {
 	upstream *url.URL
 	proxy    *httputil.ReverseProxy
@@ -58,19 +73,26 @@ type Recorder struct {
 	calls []Call
 	keys  map[string]*keyEntry
 	srv   *httptest.Server
+	st    state
 }
 
 // keyEntry is the idempotency record of one key.
 type keyEntry struct {
-	fingerprint string // method, path and canonical params
-	done        bool   // false while the first request is in flight
+	fingerprint string    // method, path and canonical params
+	first       time.Time // first use, on the Recorder's clock
+	done        bool      // false while the first request is in flight
 	status      int
 	header      http.Header
 	body        []byte
 }
 
-// maxBody bounds the request body the Recorder buffers.
-const maxBody = 10 << 20
+const (
+	// maxBody bounds the request body the Recorder buffers.
+	maxBody = 10 << 20
+	// idempotencyTTL is how long Stripe keeps a key's result ("keys may be
+	// pruned after 24 hours"); the double prunes at exactly 24 h.
+	idempotencyTTL = 24 * time.Hour
+)
 
 // NewRecorder returns a Recorder forwarding to upstreamURL (e.g.
 // "http://127.0.0.1:12111"). It panics on a malformed URL, which is a bug in
@@ -80,14 +102,14 @@ func NewRecorder(upstreamURL string) *Recorder {
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		panic(fmt.Sprintf("stripetest: bad upstream URL %q: %v", upstreamURL, err))
 	}
-	r := &Recorder{upstream: u, keys: map[string]*keyEntry{}}
+	r := &Recorder{upstream: u, keys: map[string]*keyEntry{}, st: newState()}
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			if st, ok := req.Context().Value(stateKey{}).(*requestState); ok {
 				st.upstreamErr = err
 			}
-			writeStripeError(w, http.StatusBadGateway, "api_error",
+			writeStripeError(w, http.StatusBadGateway, "api_error", "",
 				fmt.Sprintf("stripetest: upstream %s unreachable: %v", u, err))
 		},
 	}
@@ -123,6 +145,28 @@ func (r *Recorder) Close() {
 	}
 }
 
+// Now is the Recorder's clock: real time plus everything Advance added. It
+// times calls (Call.At), idempotency expiry and created objects.
+func (r *Recorder) Now() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nowLocked()
+}
+
+func (r *Recorder) nowLocked() time.Time { return time.Now().Add(r.st.advance) }
+
+// Advance moves the Recorder's clock forward by d, e.g. past the 24 h after
+// which Stripe forgets idempotency keys. It panics if d is negative: time
+// going backwards would be a bug in the calling test.
+func (r *Recorder) Advance(d time.Duration) {
+	if d < 0 {
+		panic(fmt.Sprintf("stripetest: Advance(%s): the clock only moves forward", d))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.st.advance += d
+}
+
 // Calls returns every recorded call, oldest first.
 func (r *Recorder) Calls() []Call {
 	r.mu.Lock()
@@ -130,8 +174,8 @@ func (r *Recorder) Calls() []Call {
 	return append([]Call(nil), r.calls...)
 }
 
-// Effects returns the forwarded calls (those that reached the upstream)
-// whose method matches (any if "") and whose path starts with pathPrefix.
+// Effects returns the calls that had an effect (Call.Forwarded) whose
+// method matches (any if "") and whose path starts with pathPrefix.
 func (r *Recorder) Effects(method, pathPrefix string) []Call {
 	var out []Call
 	for _, c := range r.Calls() {
@@ -147,19 +191,39 @@ func (r *Recorder) Count(method, pathPrefix string) int {
 	return len(r.Effects(method, pathPrefix))
 }
 
-// Reset forgets all calls and stored idempotency keys.
+// Reset forgets all calls, stored idempotency keys, payments, sessions and
+// refusals. The clock and the default amount are kept: time does not go
+// back.
 func (r *Recorder) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = nil
 	r.keys = map[string]*keyEntry{}
+	r.st.reset()
 }
+
+// answer is a complete response, buffered so that it can be patched and
+// stored under an idempotency key.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	// forwarded: the upstream answered and its answer stood (Call.Forwarded).
+	forwarded bool
+	// executed: Stripe's endpoint began executing, so Stripe would store the
+	// result under the idempotency key.
+	executed bool
+}
+
+// handler serves one endpoint the Recorder keeps state for. It forwards
+// (without the lock) and then decides and patches (with it).
+type handler func(req *http.Request, form url.Values, at time.Time) answer
 
 // ServeHTTP implements http.Handler.
 func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBody))
 	if err != nil {
-		writeStripeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "stripetest: reading request body: "+err.Error())
+		writeStripeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "", "stripetest: reading request body: "+err.Error())
 		return
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
@@ -168,7 +232,7 @@ func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		Method: req.Method,
 		Path:   req.URL.Path,
 		Form:   requestForm(req, body),
-		At:     time.Now(),
+		At:     r.Now(),
 	}
 	if req.Method == http.MethodPost {
 		// Stripe only honours keys on POST; stripe-go trims them too.
@@ -176,63 +240,79 @@ func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	defer func() { r.record(call) }()
 
+	h := r.route(req.Method, req.URL.Path)
 	if call.IdempotencyKey == "" {
-		call.Status, _, _, call.Forwarded = r.forward(w, req)
+		a := r.execute(w, req, h, call.Form, call.At)
+		call.Status, call.Forwarded = a.status, a.forwarded
 		return
 	}
 
 	fp := req.Method + " " + req.URL.Path + "?" + call.Form.Encode()
 	r.mu.Lock()
 	e, seen := r.keys[call.IdempotencyKey]
+	if seen && e.done && !call.At.Before(e.first.Add(idempotencyTTL)) {
+		// Pruned, as Stripe does after 24 h: the key is new again.
+		delete(r.keys, call.IdempotencyKey)
+		seen = false
+	}
 	switch {
 	case seen && e.fingerprint != fp:
 		r.mu.Unlock()
 		call.Status = http.StatusBadRequest
-		writeStripeError(w, call.Status, "idempotency_error", fmt.Sprintf(
+		writeStripeError(w, call.Status, "idempotency_error", "", fmt.Sprintf(
 			"Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '%s' if you meant to execute a different request.",
 			call.IdempotencyKey))
 		return
 	case seen && !e.done:
 		r.mu.Unlock()
 		call.Status = http.StatusConflict
-		writeStripeError(w, call.Status, "idempotency_error", fmt.Sprintf(
+		writeStripeError(w, call.Status, "idempotency_error", "idempotency_key_in_use", fmt.Sprintf(
 			"There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): '%s'. Please try again later.",
 			call.IdempotencyKey))
 		return
 	case seen:
-		status, header, stored := e.status, e.header.Clone(), e.body
+		stored := answer{status: e.status, header: e.header.Clone(), body: e.body}
 		r.mu.Unlock()
-		call.Status, call.Replayed = status, true
-		for k, v := range header {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Idempotent-Replayed", "true")
-		w.WriteHeader(status)
-		_, _ = w.Write(stored)
+		call.Status, call.Replayed = stored.status, true
+		stored.header.Set("Idempotent-Replayed", "true")
+		writeAnswer(w, stored)
 		return
 	}
 	// First use: reserve the key, then forward without holding the lock.
-	e = &keyEntry{fingerprint: fp}
+	e = &keyEntry{fingerprint: fp, first: call.At}
 	r.keys[call.IdempotencyKey] = e
 	r.mu.Unlock()
 
-	status, header, respBody, forwarded := r.forward(w, req)
-	call.Status, call.Forwarded = status, forwarded
+	a := r.execute(w, req, h, call.Form, call.At)
+	call.Status, call.Forwarded = a.status, a.forwarded
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.keys[call.IdempotencyKey] != e {
 		return // Reset ran meanwhile
 	}
-	if !forwarded || !storable(status) {
+	if !a.executed {
 		delete(r.keys, call.IdempotencyKey)
 		return
 	}
-	e.done, e.status, e.header, e.body = true, status, header, respBody
+	e.done, e.status, e.header, e.body = true, a.status, a.header, a.body
 }
 
-// storable reports whether Stripe would have saved the response: it saves
-// results only once the endpoint began executing (500s included).
+// execute answers req: through h if the Recorder keeps state for the
+// endpoint, else by streaming the upstream's answer.
+func (r *Recorder) execute(w http.ResponseWriter, req *http.Request, h handler, form url.Values, at time.Time) answer {
+	if h == nil {
+		status, header, body, forwarded := r.forward(w, req)
+		return answer{status: status, header: header, body: body, forwarded: forwarded,
+			executed: forwarded && storable(status)}
+	}
+	a := h(req, form, at)
+	writeAnswer(w, a)
+	return a
+}
+
+// storable reports whether Stripe would have saved the upstream's response:
+// it saves results only once the endpoint began executing (500s included).
 func storable(status int) bool {
 	switch status {
 	case http.StatusBadRequest, // parameter validation (all stripe-mock 400s)
@@ -265,6 +345,14 @@ func (r *Recorder) forward(w http.ResponseWriter, req *http.Request) (status int
 		cw.status = http.StatusOK
 	}
 	return cw.status, w.Header().Clone(), cw.body.Bytes(), st.upstreamErr == nil
+}
+
+// forwardBuffered proxies req upstream and returns the whole answer, for a
+// handler to patch. executed is left to the handler.
+func (r *Recorder) forwardBuffered(req *http.Request) answer {
+	rec := httptest.NewRecorder()
+	status, header, body, forwarded := r.forward(rec, req)
+	return answer{status: status, header: header, body: body, forwarded: forwarded}
 }
 
 // captureWriter passes a response through and keeps its status and body.
@@ -306,12 +394,48 @@ func requestForm(req *http.Request, body []byte) url.Values {
 	return form
 }
 
-// writeStripeError writes an error in Stripe's JSON shape, which stripe-go
-// turns into a *stripe.Error.
-func writeStripeError(w http.ResponseWriter, status int, typ, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"error": map[string]string{"type": typ, "message": msg},
-	})
+// writeAnswer writes a buffered answer, with a Content-Length that matches
+// its (possibly patched) body.
+func writeAnswer(w http.ResponseWriter, a answer) {
+	for k, v := range a.header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(a.body)))
+	w.WriteHeader(a.status)
+	_, _ = w.Write(a.body)
+}
+
+// stripeError builds an error in Stripe's JSON shape, which stripe-go turns
+// into a *stripe.Error. executed says whether Stripe would store it under
+// the idempotency key (a refusal) or not (a validation error).
+func stripeError(status int, typ, code, param, msg string, executed bool) answer {
+	e := map[string]string{"type": typ, "message": msg}
+	if code != "" {
+		e["code"] = code
+	}
+	if param != "" {
+		e["param"] = param
+	}
+	body, _ := json.Marshal(map[string]any{"error": e})
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("Request-Id", newID("req_"))
+	return answer{status: status, header: h, body: append(body, '\n'), executed: executed}
+}
+
+// writeStripeError writes an error in Stripe's JSON shape.
+func writeStripeError(w http.ResponseWriter, status int, typ, code, msg string) {
+	writeAnswer(w, stripeError(status, typ, code, "", msg, false))
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// newID returns a random Stripe-looking ID with prefix (e.g. "ch_").
+func newID(prefix string) string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24+)
+	for i := range b {
+		b[i] = base62[int(b[i])%len(base62)]
+	}
+	return prefix + string(b)
 }

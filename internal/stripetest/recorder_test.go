@@ -20,6 +20,7 @@ import (
 	stripeclient "github.com/stripe/stripe-go/v76/client"
 
 	"hires/internal/devstack"
+	"hires/internal/payments"
 )
 
 // fakeUpstream answers every request with a fresh object id, so replays are
@@ -65,6 +66,7 @@ type result struct {
 	status   int
 	id       string
 	errType  string
+	errCode  string
 	errMsg   string
 	replayed bool
 }
@@ -97,7 +99,7 @@ func do(t *testing.T, rec *Recorder, method, path, key, form string) result {
 	defer resp.Body.Close()
 	var payload struct {
 		ID    string `json:"id"`
-		Error struct{ Type, Message string }
+		Error struct{ Type, Code, Message string }
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&payload); err != nil {
 		t.Errorf("%s %s: decode: %v", method, path, err)
@@ -106,6 +108,7 @@ func do(t *testing.T, rec *Recorder, method, path, key, form string) result {
 		status:   resp.StatusCode,
 		id:       payload.ID,
 		errType:  payload.Error.Type,
+		errCode:  payload.Error.Code,
 		errMsg:   payload.Error.Message,
 		replayed: resp.Header.Get("Idempotent-Replayed") == "true",
 	}
@@ -213,6 +216,7 @@ func TestRecorderConcurrentSameKey(t *testing.T) {
 	got := do(t, rec, "POST", "/v1/slow", "busy", "a=1")
 	assert.Equal(t, http.StatusConflict, got.status)
 	assert.Equal(t, "idempotency_error", got.errType)
+	assert.Equal(t, "idempotency_key_in_use", got.errCode, "the code payments.Retryable retries on")
 
 	close(up.release)
 	select {
@@ -356,4 +360,129 @@ func TestRecorderWithStripeMock(t *testing.T) {
 	require.Len(t, calls, 3)
 	assert.Equal(t, "job_1", calls[0].Form.Get("metadata[job_id]"))
 	assert.Equal(t, "499", calls[0].Form.Get("line_items[0][price_data][unit_amount]"))
+}
+
+// stripe-go parses the PaymentIntent the Recorder builds even when the
+// upstream gives nothing of the shape (the fake answers {"id": …} only).
+func TestRecorderPaymentIntentWithStripeGo(t *testing.T) {
+	rec, _ := newTestRecorder(t)
+	rec.RegisterPayment("pi_3Go", 499, "usd")
+	req, err := http.NewRequest("POST", rec.URL()+"/v1/refunds", strings.NewReader("payment_intent=pi_3Go&amount=99"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	sc := stripeClient(rec)
+	params := &stripe.PaymentIntentParams{}
+	params.AddExpand("latest_charge")
+	pi, err := sc.PaymentIntents.Get("pi_3Go", params)
+	require.NoError(t, err)
+	assert.Equal(t, "pi_3Go", pi.ID)
+	assert.Equal(t, int64(499), pi.Amount)
+	assert.Equal(t, stripe.PaymentIntentStatusSucceeded, pi.Status)
+	require.NotNil(t, pi.LatestCharge)
+	ch, _ := rec.Payment("pi_3Go")
+	assert.Equal(t, ch.ID, pi.LatestCharge.ID)
+	assert.Equal(t, int64(499), pi.LatestCharge.Amount)
+	assert.Equal(t, int64(99), pi.LatestCharge.AmountRefunded)
+	assert.False(t, pi.LatestCharge.Refunded)
+	assert.Equal(t, "pi_3Go", pi.LatestCharge.PaymentIntent.ID)
+
+	rf, err := sc.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String("pi_3Go")})
+	require.NoError(t, err)
+	assert.Equal(t, int64(400), rf.Amount, "what was left")
+	assert.Equal(t, ch.ID, rf.Charge.ID)
+	assert.Equal(t, stripe.RefundStatusSucceeded, rf.Status)
+
+	pi, err = sc.PaymentIntents.Get("pi_3Go", params)
+	require.NoError(t, err)
+	assert.True(t, pi.LatestCharge.Refunded)
+	assert.Equal(t, int64(499), pi.LatestCharge.AmountRefunded)
+}
+
+// The stateful double over the real stripe-mock, through the service's
+// client: stripe-mock's fixtures validate the requests and give the shape,
+// the Recorder the state, and stripe-go parses the patched answers.
+func TestRecorderStatefulWithStripeMock(t *testing.T) {
+	bin, err := devstack.ToolPath("stripe-mock")
+	if err != nil {
+		t.Skipf("stripe-mock binary absent (%v)", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sm, err := devstack.StartStripeMock(ctx, devstack.StripeMockOptions{Bin: bin})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, sm.Stop()) }()
+
+	rec := NewRecorder(sm.URL)
+	rec.Start()
+	defer rec.Close()
+	c, err := payments.New(devstack.StripeMockAPIKey, rec.URL())
+	require.NoError(t, err)
+
+	s, err := c.CreateCheckout(ctx, payments.CheckoutParams{
+		JobID: "job_sm", AmountCents: 499, Currency: "usd", ProductName: "4x",
+		SuccessURL: "https://hires.example/ok", CancelURL: "https://hires.example/cancel",
+		ExpiresAt: time.Now().Add(time.Hour),
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "open", s.Status)
+	assert.Equal(t, int64(499), s.AmountTotal)
+	assert.Empty(t, s.PaymentIntentID)
+
+	const pi = "pi_3StripeMock"
+	rec.CompleteSession(s.ID, true, pi, 0)
+	got, err := c.GetSession(ctx, s.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "complete", got.Status)
+	assert.Equal(t, "paid", got.PaymentStatus)
+	assert.Equal(t, pi, got.PaymentIntentID, "expanded PaymentIntent patched over the fixture")
+	assert.Equal(t, int64(499), got.AmountTotal)
+	_, err = c.ExpireSession(ctx, s.ID, "job_sm")
+	require.ErrorIs(t, err, payments.ErrSessionNotOpen)
+
+	rec.RefuseRefunds(pi, "charge_disputed", "")
+	_, err = c.Refund(ctx, payments.RefundParams{JobID: "job_sm", PaymentIntentID: pi, Reason: "upscale_failed"})
+	require.ErrorIs(t, err, payments.ErrRefundRefused)
+	st, err := c.PaymentState(ctx, pi)
+	require.NoError(t, err)
+	assert.Equal(t, payments.PaymentState{PaymentIntentID: pi, Status: "succeeded", AmountCents: 499,
+		ChargeID: mustCharge(t, rec, pi), Currency: "usd"}, st)
+
+	rec.AllowRefunds(pi)
+	r, err := c.Refund(ctx, payments.RefundParams{JobID: "job_sm", PaymentIntentID: pi, Reason: "upscale_failed", Attempt: 1})
+	require.NoError(t, err)
+	assert.Equal(t, int64(499), r.AmountCents)
+	assert.Equal(t, "succeeded", r.Status)
+	assert.Equal(t, "job_sm", r.JobID)
+	st, err = c.PaymentState(ctx, pi)
+	require.NoError(t, err)
+	assert.Equal(t, int64(499), st.AmountRefundedCents)
+	assert.True(t, st.FullyRefunded())
+
+	rec.RegisterPayment("pi_3ByHand", 700, "usd")
+	_, err = rec.RefundByHand("pi_3ByHand")
+	require.NoError(t, err)
+	_, err = c.Refund(ctx, payments.RefundParams{JobID: "job_hand", PaymentIntentID: "pi_3ByHand", Reason: "upscale_failed"})
+	require.ErrorIs(t, err, payments.ErrAlreadyRefunded)
+
+	// stripe-mock's own validation errors pass as they are, unstored, and
+	// change nothing.
+	for range 2 {
+		req, err := http.NewRequest("POST", rec.URL()+"/v1/refunds", strings.NewReader("payment_intent=pi_3Other&amount=abc"))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+devstack.StripeMockAPIKey)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Idempotency-Key", "refund:invalid")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		assert.Empty(t, resp.Header.Get("Idempotent-Replayed"))
+	}
+	assert.Zero(t, rec.RefundsCreated("pi_3Other"))
+	assert.Equal(t, 2, rec.RefundCalls("pi_3Other", time.Time{}))
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -119,6 +120,31 @@ func Retryable(err error) bool {
 		return apiErr.Retryable()
 	}
 	return true
+}
+
+// Ambiguous reports whether a failed Submit may still have created a job
+// at Upsampler: the request may have been read and acted on, but the answer
+// was lost (a timeout or a broken connection after sending, a gateway's
+// 502/504, any 5xx but 503, or a success answer we cannot read). Sending the
+// image again could upscale, and charge, it twice. A refused connection, a
+// name that does not resolve, 429 and 503 mean nothing was done.
+func Ambiguous(err error) bool {
+	if err == nil {
+		return false
+	}
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		if errors.Is(apiErr.cause, ErrInvalidResponse) {
+			return apiErr.StatusCode >= 200 && apiErr.StatusCode <= 299
+		}
+		return apiErr.StatusCode >= 500 && apiErr.StatusCode != http.StatusServiceUnavailable
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return false
+	}
+	var dnsErr *net.DNSError
+	return !errors.As(err, &dnsErr)
 }
 
 type submitBody struct {

@@ -217,6 +217,7 @@ func (s *Server) workflowInput(job store.Job, access string) jobs.WorkflowInput 
 			AsyncPayment:    s.cfg.AsyncPaymentTimeout,
 			ReminderLead:    s.cfg.ExpiryReminderLead,
 		},
+		Limits: jobs.Limits{MaxRetries: s.cfg.AdminRetryLimit, MaxResends: s.cfg.DownloadResendLimit},
 	}
 }
 

@@ -108,6 +108,19 @@ var headlines = map[jobs.Status][2]string{
 	jobs.StatusAbandoned:       {"This order was not paid", "The payment window has closed. Nothing was charged."},
 }
 
+// processingHeadline is shown while a bank debit is being processed: the
+// job awaits payment, but the customer has done their part.
+var processingHeadline = [2]string{"Your payment is being processed",
+	"Your bank is confirming the payment, which can take a few business days. We will email you when it is confirmed, and then upscale your image."}
+
+// headline is the page's headline and detail for v.
+func headline(v JobView) [2]string {
+	if v.Status == jobs.StatusAwaitingPayment && v.PaymentStatus == jobs.PaymentProcessing {
+		return processingHeadline
+	}
+	return headlines[v.Status]
+}
+
 var statusLabels = map[jobs.Status]string{
 	jobs.StatusAwaitingPayment: "Awaiting payment",
 	jobs.StatusPending:         "Paid",
@@ -168,7 +181,7 @@ func (s *Server) jobPage(c echo.Context) error {
 	}
 	v := s.customerView(job)
 	d := pageData{View: v, Token: c.QueryParam("token"),
-		Headline: headlines[v.Status][0], Detail: headlines[v.Status][1], StatusLabel: statusLabels[v.Status],
+		Headline: headline(v)[0], Detail: headline(v)[1], StatusLabel: statusLabels[v.Status],
 		Steps: steps(v), Watch: watching(v), Price: formatCents(v.Price.AmountCents, v.Price.Currency),
 		RefundPending: refundPending(v), DevPay: s.cfg.DevPayments,
 		Script: assetURL("job.js"), Style: assetURL("job.css"), Icon: assetURL("favicon.svg")}

@@ -84,7 +84,7 @@ func (s *Server) customerView(j store.Job) JobView {
 	if j.RefundedAt != nil {
 		v.Refund = &RefundView{AmountCents: deref(j.RefundAmountCents), Currency: deref(j.PaidCurrency), RefundedAt: j.RefundedAt.UTC()}
 	}
-	if j.Status == jobs.StatusAwaitingPayment && j.CheckoutURL != nil {
+	if j.Status == jobs.StatusAwaitingPayment && j.PaymentStatus != jobs.PaymentProcessing && j.CheckoutURL != nil {
 		v.CheckoutURL = *j.CheckoutURL
 	}
 	if j.Status == jobs.StatusCompleted && j.DownloadExpiresAt != nil {

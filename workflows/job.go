@@ -52,7 +52,10 @@ type job struct {
 	processBy time.Time
 }
 
-var errNotDownloadable = temporal.NewApplicationError("the job has no download to change: it is not completed, or its file was already deleted", "NotDownloadable")
+var (
+	errNotDownloadable = temporal.NewApplicationError("the job has no download to change: it is not completed, or its link has expired", "NotDownloadable")
+	errResendLimit     = temporal.NewApplicationError("the download link was sent again as often as allowed (DOWNLOAD_RESEND_LIMIT)", "ResendLimit")
+)
 
 // ImageJob runs one job's whole life. Cancelling it refunds a paid job
 // that was not delivered, then ends it cleanly.
@@ -143,6 +146,10 @@ func (w *job) handleMessages(ctx workflow.Context) error {
 			retryCh.Receive(ctx, &r)
 			if w.state.Status != jobs.StatusFailed || w.retryRequested != nil {
 				workflow.GetLogger(ctx).Warn("Retry ignored: the job is not waiting for one", "status", w.state.Status)
+				continue
+			}
+			if limit := w.in.Limits.MaxRetries; limit > 0 && w.state.Attempt >= limit {
+				workflow.GetLogger(ctx).Warn("Retry refused: the job was retried as often as allowed", "attempts", w.state.Attempt)
 				continue
 			}
 			w.retryRequested = &r

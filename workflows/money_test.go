@@ -277,3 +277,45 @@ func TestLostSubmissionAnswerWaitsForItsCallback(t *testing.T) {
 		})
 	}
 }
+
+// Admins' retries and resends are bounded, and with them the history.
+func TestAdminLimits(t *testing.T) {
+	t.Run("retries", func(t *testing.T) {
+		h := newHarness(t)
+		submits := 0
+		h.env.OnActivity(a.SubmitUpscale, mock.Anything, mock.Anything).Return(
+			func(context.Context, activities.SubmitUpscaleInput) (activities.UpscaleStatus, error) {
+				submits++
+				return queued, nil
+			})
+		h.env.OnActivity(a.CheckUpscale, mock.Anything, mock.Anything).Return(upscaleFails, nil)
+		h.stripe(time.Minute, paid("evt_1"))
+		for i := 1; i <= 4; i++ {
+			h.at(time.Duration(i)*24*time.Hour, func() { h.env.SignalWorkflow(jobs.SignalRetry, jobs.RetryRequest{}) })
+		}
+		in := input()
+		in.Limits = jobs.Limits{MaxRetries: 2, MaxResends: 1}
+		h.env.ExecuteWorkflow(ImageJob, in)
+		require.NoError(t, h.env.GetWorkflowError())
+		require.Equal(t, 3, submits, "the first attempt and two retries")
+	})
+	t.Run("resends", func(t *testing.T) {
+		h := newHarness(t)
+		h.upsampler(queued, success)
+		h.stripe(time.Minute, paid("evt_1"))
+		var accepted, rejected int
+		for i := 1; i <= 3; i++ {
+			h.at(time.Duration(i)*time.Hour, func() {
+				h.env.UpdateWorkflow(jobs.UpdateResendDownload, "r"+string(rune('0'+i)), &testsuite.TestUpdateCallback{
+					OnAccept: func() { accepted++ }, OnReject: func(error) { rejected++ }, OnComplete: func(any, error) {},
+				}, jobs.DownloadRequest{})
+			})
+		}
+		in := input()
+		in.Limits = jobs.Limits{MaxRetries: 2, MaxResends: 2}
+		h.env.ExecuteWorkflow(ImageJob, in)
+		require.NoError(t, h.env.GetWorkflowError())
+		require.Equal(t, 2, accepted)
+		require.Equal(t, 1, rejected)
+	})
+}

@@ -114,5 +114,8 @@ func (w *job) validateDownloadUpdate(ctx workflow.Context, _ jobs.DownloadReques
 		!workflow.Now(ctx).Before(w.state.DownloadExpiry) {
 		return errNotDownloadable
 	}
+	if limit := w.in.Limits.MaxResends; limit > 0 && w.resends >= limit {
+		return errResendLimit
+	}
 	return nil
 }

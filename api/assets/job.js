@@ -20,6 +20,10 @@
     abandoned: ['This order was not paid', 'The payment window has closed. Nothing was charged.']
   };
 
+  // A bank debit being processed (payment_status "processing").
+  var PROCESSING_HEADLINE = ['Your payment is being processed',
+    'Your bank is confirming the payment, which can take a few business days. We will email you when it is confirmed, and then upscale your image.'];
+
   var LABELS = {
     awaiting_payment: 'Awaiting payment',
     pending: 'Paid',
@@ -132,6 +136,9 @@
 
   function render(v) {
     var texts = HEADLINES[v.status] || [v.status, ''];
+    if (v.status === 'awaiting_payment' && v.payment_status === 'processing') {
+      texts = PROCESSING_HEADLINE;
+    }
     if ($('headline').textContent !== texts[0]) {
       $('headline').textContent = texts[0];
       document.title = texts[0];
@@ -158,7 +165,7 @@
     }
 
     show($('pay-wrap'), !!v.checkout_url);
-    show($('pay-dev-form'), v.status === 'awaiting_payment');
+    show($('pay-dev-form'), v.status === 'awaiting_payment' && v.payment_status !== 'processing');
 
     var dl = v.download;
     var link = $('download');

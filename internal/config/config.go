@@ -55,7 +55,11 @@ type Config struct {
 	UpsamplerLostAnswerWait time.Duration `env:"UPSAMPLER_LOST_ANSWER_WAIT" envDefault:"10m"`
 	// RetryWindow keeps a failed job open for an admin retry (the original's
 	// 7-day failed-job cleanup).
-	RetryWindow         time.Duration `env:"RETRY_WINDOW" envDefault:"168h"`
+	RetryWindow time.Duration `env:"RETRY_WINDOW" envDefault:"168h"`
+	// AdminRetryLimit and DownloadResendLimit bound what admins can make a
+	// job do again (and with it its workflow history).
+	AdminRetryLimit     int           `env:"ADMIN_RETRY_LIMIT" envDefault:"5"`
+	DownloadResendLimit int           `env:"DOWNLOAD_RESEND_LIMIT" envDefault:"10"`
 	RefundRetryInterval time.Duration `env:"REFUND_RETRY_INTERVAL" envDefault:"1h"`
 	// RefundAttentionAfter is how long refused refunds are retried before
 	// the job is handed to an admin (payment status refund_needs_attention).
@@ -238,6 +242,10 @@ func (c Config) Validate(role Role) error {
 		if c.PaymentTimeout > 24*time.Hour {
 			// A Checkout Session cannot stay open longer than 24 hours.
 			errs = append(errs, fmt.Errorf("PAYMENT_TIMEOUT must be at most 24h (Stripe's Checkout limit), got %s", c.PaymentTimeout))
+		}
+		if c.AdminRetryLimit < 1 || c.AdminRetryLimit > 50 || c.DownloadResendLimit < 1 || c.DownloadResendLimit > 100 {
+			errs = append(errs, fmt.Errorf("ADMIN_RETRY_LIMIT must be 1-50 and DOWNLOAD_RESEND_LIMIT 1-100, got %d and %d",
+				c.AdminRetryLimit, c.DownloadResendLimit))
 		}
 		if c.RateLimitCreate <= 0 || c.RateLimitDownload <= 0 {
 			errs = append(errs, errors.New("RATE_LIMIT_CREATE and RATE_LIMIT_DOWNLOAD must be positive"))

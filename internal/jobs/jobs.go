@@ -244,6 +244,7 @@ type WorkflowInput struct {
 	SuccessURL string
 	CancelURL  string
 	Timeouts   Timeouts
+	Limits     Limits
 	// Checkout is the session the API made before starting the workflow.
 	// Workflows started before the API made it (nil) make their own.
 	Checkout *Checkout
@@ -276,6 +277,17 @@ type Timeouts struct {
 	// ReminderLead is how long before the link expires the customer is
 	// reminded, if they have not downloaded yet (0: no reminder).
 	ReminderLead time.Duration
+}
+
+// Limits bound what admins can make a job do again, and with it the
+// length of its workflow history. Zero means no limit (jobs created before
+// limits existed).
+type Limits struct {
+	// MaxRetries is how many admin retries a failed job accepts.
+	MaxRetries int
+	// MaxResends is how many times admins can send the download link again
+	// (resend-download and new-download-token together).
+	MaxResends int
 }
 
 // CheckoutText is what Stripe Checkout shows the customer for a job.

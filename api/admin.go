@@ -38,23 +38,12 @@ type JobList struct {
 // (payment_status=refund_needs_attention lists the refunds waiting for a person).
 func (s *Server) listJobs(c echo.Context) error {
 	f := store.ListFilter{Limit: 20, OrderBy: "created_at"}
-	if v := c.QueryParam("status"); v != "" {
-		for _, part := range strings.Split(v, ",") {
-			st := jobs.Status(strings.TrimSpace(part))
-			if !st.Valid() {
-				return invalidField("status", "invalid_status", "unknown status "+strconv.Quote(string(st)))
-			}
-			f.Statuses = append(f.Statuses, st)
-		}
+	var err error
+	if f.Statuses, err = listParam(c, "status", jobs.Status.Valid); err != nil {
+		return err
 	}
-	if v := c.QueryParam("payment_status"); v != "" {
-		for _, part := range strings.Split(v, ",") {
-			ps := jobs.PaymentStatus(strings.TrimSpace(part))
-			if !ps.Valid() {
-				return invalidField("payment_status", "invalid_payment_status", "unknown payment status "+strconv.Quote(string(ps)))
-			}
-			f.PaymentStatuses = append(f.PaymentStatuses, ps)
-		}
+	if f.PaymentStatuses, err = listParam(c, "payment_status", jobs.PaymentStatus.Valid); err != nil {
+		return err
 	}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -88,6 +77,23 @@ func (s *Server) listJobs(c echo.Context) error {
 		out.NextCursor = encodeCursor(store.CursorOf(list[len(list)-1], f.OrderBy))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// listParam reads a comma-separated query parameter of known values.
+func listParam[T ~string](c echo.Context, name string, valid func(T) bool) ([]T, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return nil, nil
+	}
+	var out []T
+	for _, part := range strings.Split(v, ",") {
+		x := T(strings.TrimSpace(part))
+		if !valid(x) {
+			return nil, invalidField(name, "invalid_"+name, "unknown "+strings.ReplaceAll(name, "_", " ")+" "+strconv.Quote(string(x)))
+		}
+		out = append(out, x)
+	}
+	return out, nil
 }
 
 // AdminJob answers GET /v1/admin/jobs/{id}: the record and its audit trail.

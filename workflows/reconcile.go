@@ -72,20 +72,9 @@ func settleOrphan(ctx workflow.Context, in jobs.ReconcileInput, o activities.Orp
 			o.PaymentStatus, o.PaymentIntentID, o.AmountCents = jobs.PaymentPaid, res.Payment.PaymentIntentID, res.Payment.AmountCents
 		}
 	}
-	if !o.Status.Final() {
-		err := workflow.ExecuteActivity(dbOptions(ctx), a.FailJob, activities.FailJobInput{
-			JobID: o.JobID, Reason: jobs.ReasonTerminated, Detail: "workflow " + o.WorkflowStatus,
-		}).Get(ctx, nil)
-		if err != nil {
-			return err
-		}
-	}
-	if o.PaymentIntentID == "" || (o.PaymentStatus != jobs.PaymentPaid && o.PaymentStatus != jobs.PaymentRefundFailed) {
-		return nil
-	}
-	reason := o.FailureReason
-	if reason == "" || !o.Status.Final() {
-		reason = jobs.ReasonTerminated
+	reason, owed, err := failOrphan(ctx, o)
+	if err != nil || !owed {
+		return err
 	}
 	// A workflow of its own, not this sweep, retries the refund: the sweep
 	// stays short, and the refund loop is the one every job uses.
@@ -97,7 +86,7 @@ func settleOrphan(ctx workflow.Context, in jobs.ReconcileInput, o activities.Orp
 		JobID: o.JobID, PaymentIntentID: o.PaymentIntentID, AmountCents: o.AmountCents, Reason: reason,
 		RefundRetry: in.RefundRetry, RefundAttention: in.RefundAttention,
 	})
-	err := child.GetChildWorkflowExecution().Get(ctx, nil)
+	err = child.GetChildWorkflowExecution().Get(ctx, nil)
 	if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 		return nil // one runs already
 	}
@@ -106,22 +95,11 @@ func settleOrphan(ctx workflow.Context, in jobs.ReconcileInput, o activities.Orp
 
 // settleOrphanInline is the sweep as recorded before owedRefundVersion.
 func settleOrphanInline(ctx workflow.Context, o activities.Orphan) error {
-	if !o.Status.Final() {
-		err := workflow.ExecuteActivity(dbOptions(ctx), a.FailJob, activities.FailJobInput{
-			JobID: o.JobID, Reason: jobs.ReasonTerminated, Detail: "workflow " + o.WorkflowStatus,
-		}).Get(ctx, nil)
-		if err != nil {
-			return err
-		}
+	reason, owed, err := failOrphan(ctx, o)
+	if err != nil || !owed {
+		return err
 	}
-	if o.PaymentIntentID == "" || (o.PaymentStatus != jobs.PaymentPaid && o.PaymentStatus != jobs.PaymentRefundFailed) {
-		return nil
-	}
-	reason := o.FailureReason
-	if reason == "" || !o.Status.Final() {
-		reason = jobs.ReasonTerminated
-	}
-	err := workflow.ExecuteActivity(refundOptions(ctx, 10*time.Minute), a.RefundPayment, activities.RefundInput{
+	err = workflow.ExecuteActivity(refundOptions(ctx, 10*time.Minute), a.RefundPayment, activities.RefundInput{
 		JobID: o.JobID, PaymentIntentID: o.PaymentIntentID, AmountCents: o.AmountCents, Reason: reason,
 	}).Get(ctx, nil)
 	if err != nil && !temporal.IsCanceledError(err) {
@@ -129,4 +107,25 @@ func settleOrphanInline(ctx workflow.Context, o activities.Orphan) error {
 			activities.MarkRefundFailedInput{JobID: o.JobID, Detail: err.Error()}).Get(ctx, nil)
 	}
 	return err
+}
+
+// failOrphan marks an unfinished orphan failed (terminated) and tells
+// whether it owes a refund, and under which reason.
+func failOrphan(ctx workflow.Context, o activities.Orphan) (reason string, owed bool, err error) {
+	if !o.Status.Final() {
+		err := workflow.ExecuteActivity(dbOptions(ctx), a.FailJob, activities.FailJobInput{
+			JobID: o.JobID, Reason: jobs.ReasonTerminated, Detail: "workflow " + o.WorkflowStatus,
+		}).Get(ctx, nil)
+		if err != nil {
+			return "", false, err
+		}
+	}
+	if o.PaymentIntentID == "" || (o.PaymentStatus != jobs.PaymentPaid && o.PaymentStatus != jobs.PaymentRefundFailed) {
+		return "", false, nil
+	}
+	reason = o.FailureReason
+	if reason == "" || !o.Status.Final() {
+		reason = jobs.ReasonTerminated
+	}
+	return reason, true, nil
 }

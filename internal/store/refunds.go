@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -259,20 +258,4 @@ func (s *Store) RecordSubmission(ctx context.Context, id string, attempt int, up
 		return fmt.Errorf("store: record submission of %s: %w", id, err)
 	}
 	return nil
-}
-
-// ListOwed returns jobs, last changed before cutoff, that still owe the
-// customer something: not finished, or paid and not refunded after failing
-// or being abandoned.
-// The reconciliation sweep checks each one's workflow.
-func (s *Store) ListOwed(ctx context.Context, cutoff time.Time, limit int) ([]Job, error) {
-	rows, err := s.pool.Query(ctx, `SELECT * FROM jobs
-		WHERE (status IN ('awaiting_payment', 'pending', 'processing')
-		       OR status IN ('failed', 'abandoned') AND payment_status IN ('paid', 'refund_failed'))
-		  AND updated_at < $1
-		ORDER BY updated_at LIMIT $2`, cutoff, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: list owed: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowToStructByName[Job])
 }

@@ -4,10 +4,8 @@ package store_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -610,110 +608,6 @@ func TestRecordSubmission(t *testing.T) {
 
 // ---------------------------------------------------------------------------
 // ListOwed
-
-func TestListOwed(t *testing.T) {
-	ctx := t.Context()
-	// A database of its own, so that only these jobs exist and repeated
-	// runs (-count) do not see each other's; the times are far in the past
-	// all the same.
-	s, dbURL := newDatabase(t)
-	raw, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(raw.Close)
-
-	base := time.Date(2001, 1, 1, 12, 0, 0, 0, time.UTC)
-	cutoff := base.Add(time.Hour)
-	type row struct {
-		status  jobs.Status
-		payment jobs.PaymentStatus
-		updated time.Time
-		owed    bool
-	}
-	// Created in this order, but with updated_at not in it, so that the
-	// order of the result is checked.
-	rows := []row{
-		{jobs.StatusAwaitingPayment, jobs.PaymentPending, base.Add(5 * time.Minute), true},
-		{jobs.StatusPending, jobs.PaymentPaid, base.Add(1 * time.Minute), true},
-		{jobs.StatusProcessing, jobs.PaymentPaid, base.Add(9 * time.Minute), true},
-		{jobs.StatusFailed, jobs.PaymentPaid, base.Add(3 * time.Minute), true},
-		{jobs.StatusFailed, jobs.PaymentRefundFailed, base.Add(7 * time.Minute), true},
-		{jobs.StatusAbandoned, jobs.PaymentPaid, base.Add(2 * time.Minute), true}, // a late payment
-		{jobs.StatusAbandoned, jobs.PaymentRefundFailed, base.Add(8 * time.Minute), true},
-		{jobs.StatusCompleted, jobs.PaymentPaid, base.Add(4 * time.Minute), false},
-		{jobs.StatusFailed, jobs.PaymentRefunded, base.Add(6 * time.Minute), false},
-		{jobs.StatusFailed, jobs.PaymentPending, base.Add(10 * time.Minute), false}, // failed before payment
-		{jobs.StatusAbandoned, jobs.PaymentExpired, base.Add(11 * time.Minute), false},
-		{jobs.StatusAbandoned, jobs.PaymentFailed, base.Add(12 * time.Minute), false},
-		{jobs.StatusAbandoned, jobs.PaymentRefunded, base.Add(13 * time.Minute), false},
-		{jobs.StatusCompleted, jobs.PaymentRefunded, base.Add(14 * time.Minute), false},
-		// Owed, but changed too recently.
-		{jobs.StatusPending, jobs.PaymentPaid, cutoff, false}, // the cutoff is exclusive
-		{jobs.StatusProcessing, jobs.PaymentPaid, cutoff.Add(time.Minute), false},
-		{jobs.StatusFailed, jobs.PaymentPaid, cutoff.Add(2 * time.Minute), false},
-	}
-	ids := make([]string, len(rows))
-	for i, r := range rows {
-		job, created, err := s.CreateJob(ctx, newJobInput())
-		require.NoError(t, err)
-		require.True(t, created)
-		ids[i] = job.ID
-		_, err = raw.Exec(ctx, `UPDATE jobs SET status = $2, payment_status = $3, updated_at = $4 WHERE id = $1`,
-			job.ID, r.status, r.payment, r.updated)
-		require.NoError(t, err)
-	}
-	// The owed jobs, oldest change first.
-	wantAll := []string{ids[1], ids[5], ids[3], ids[0], ids[4], ids[6], ids[2]}
-
-	tests := []struct {
-		name   string
-		cutoff time.Time
-		limit  int
-		want   []string
-	}{
-		{"all owed, oldest first", cutoff, 100, wantAll},
-		{"limit keeps the oldest", cutoff, 3, wantAll[:3]},
-		{"limit of one", cutoff, 1, wantAll[:1]},
-		{"earlier cutoff", base.Add(3 * time.Minute), 100, wantAll[:2]}, // ids[3] at exactly 3m is excluded
-		{"cutoff before every job", base, 100, []string{}},
-		{"later cutoff takes in the recent ones", cutoff.Add(time.Hour), 100,
-			append(append([]string{}, wantAll...), ids[14], ids[15], ids[16])},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			list, err := s.ListOwed(ctx, tt.cutoff, tt.limit)
-			require.NoError(t, err)
-			got := make([]string, len(list))
-			for k, j := range list {
-				got[k] = j.ID
-			}
-			assert.Equal(t, tt.want, got)
-		})
-	}
-
-	t.Run("rows are complete jobs", func(t *testing.T) {
-		list, err := s.ListOwed(ctx, cutoff, 100)
-		require.NoError(t, err)
-		require.NotEmpty(t, list)
-		for _, j := range list {
-			full, err := s.Get(ctx, j.ID)
-			require.NoError(t, err)
-			assert.Equal(t, full, j)
-		}
-	})
-
-	t.Run("owed jobs match the table", func(t *testing.T) {
-		list, err := s.ListOwed(ctx, cutoff, 100)
-		require.NoError(t, err)
-		got := map[string]bool{}
-		for _, j := range list {
-			got[j.ID] = true
-		}
-		for i, r := range rows {
-			want := r.owed && r.updated.Before(cutoff)
-			assert.Equal(t, want, got[ids[i]], "job %d (%s, payment %s)", i, r.status, r.payment)
-		}
-	})
-}
 
 // A charge.refunded recorded before our own refund record (the activity
 // crashed after Stripe accepted the refund) does not lose the refund's ID.

@@ -56,6 +56,11 @@ type Orphan struct {
 	CheckoutSessionID string
 	// Attempt is the job's processing attempt (0 before any retry).
 	Attempt int
+	// RefundAttempt is the number of the refund's next idempotency key, and
+	// RefundRefusedAt when Stripe first refused it (zero if never): a refund
+	// taken over goes on from there.
+	RefundAttempt   int
+	RefundRefusedAt time.Time
 }
 
 // SweepStats is what one sweep saw and how long each part took.
@@ -236,7 +241,10 @@ func confirmOrphan(ctx context.Context, c client.Client, j store.OwedJob) (Orpha
 		}
 	}
 	o := Orphan{JobID: j.ID, Status: j.Status, PaymentStatus: j.PaymentStatus,
-		WorkflowStatus: statusName(status), Attempt: j.Attempt}
+		WorkflowStatus: statusName(status), Attempt: j.Attempt, RefundAttempt: j.RefundAttempt}
+	if j.RefundRefusedAt != nil {
+		o.RefundRefusedAt = *j.RefundRefusedAt
+	}
 	if j.PaymentIntentID != nil {
 		o.PaymentIntentID = *j.PaymentIntentID
 	}

@@ -72,12 +72,14 @@ func (a *Activities) RefundPayment(ctx context.Context, in RefundInput) (RefundR
 type MarkRefundFailedInput struct {
 	JobID  string
 	Detail string
+	// NextAttempt is the number of the refund's next idempotency key.
+	NextAttempt int
 }
 
 // MarkRefundFailed surfaces a refused refund to admins (payment status
 // refund_failed); the workflow keeps retrying it.
 func (a *Activities) MarkRefundFailed(ctx context.Context, in MarkRefundFailedInput) error {
-	return storeErr(a.Store.MarkRefundFailed(ctx, in.JobID, in.Detail))
+	return storeErr(a.Store.MarkRefundFailed(ctx, in.JobID, in.Detail, in.NextAttempt))
 }
 
 // MarkRefundNeedsAttention hands a refund Stripe kept refusing to the

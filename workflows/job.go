@@ -35,6 +35,7 @@ type job struct {
 	latePaid       *jobs.StripeEvent // a payment that arrived after abandonment
 	refundSeen     bool              // Stripe confirmed a refund (charge.refunded), or an admin settled it
 	refundAttempt  int               // the refund's idempotency key number; see refund
+	refusedSince   time.Time         // when Stripe first refused a refund taken over (zero: not taken over)
 	hints          int               // Upsampler callbacks received
 	submissions    int               // images sent to Upsampler (numbered from 1)
 	calledBack     map[int]string    // Upsampler job named by a callback, by submission
@@ -42,6 +43,7 @@ type job struct {
 	retryRequested *jobs.RetryRequest
 
 	notifyV     workflow.Version  // whether this run sends notifications
+	notifyCtx   workflow.Context  // where notifications run: one a cancellation does not reach (nil: ctx)
 	pending     []workflow.Future // notifications in flight
 	resends     int               // download links sent again by admins
 	reminded    bool              // the expiry reminder went out
@@ -67,6 +69,10 @@ func ImageJob(ctx workflow.Context, in jobs.WorkflowInput) (jobs.State, error) {
 		calledBack: map[int]string{},
 	}
 	w.notifyV = workflow.GetVersion(ctx, notificationsVersion, workflow.DefaultVersion, 1)
+	if workflow.GetVersion(ctx, detachedNotificationsVersion, workflow.DefaultVersion, 1) >= 1 {
+		// Emails and events already under way when an admin cancels still go out.
+		w.notifyCtx, _ = workflow.NewDisconnectedContext(ctx)
+	}
 	if err := w.handleMessages(ctx); err != nil {
 		return w.state, err
 	}

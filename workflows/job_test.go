@@ -50,11 +50,16 @@ type harness struct {
 	refundErrs []error
 	// attentionAt is when the refund was handed to an admin.
 	attentionAt time.Time
+	// notifyDelay is how long each email and event takes to deliver.
+	notifyDelay time.Duration
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, opts ...func(*harness)) *harness {
 	var s testsuite.WorkflowTestSuite
 	h := &harness{t: t, env: s.NewTestWorkflowEnvironment()}
+	for _, o := range opts {
+		o(h)
+	}
 	h.env.SetStartTime(start)
 	h.env.RegisterActivity(&activities.Activities{})
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
@@ -86,11 +91,11 @@ func newHarness(t *testing.T) *harness {
 			return true, nil
 		})
 	h.env.OnActivity(a.MarkPaymentProcessing, mock.Anything, mock.Anything).Return(nil)
-	h.env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SendEmailInput) error {
+	h.env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).After(h.notifyDelay).Return(func(_ context.Context, in activities.SendEmailInput) error {
 		h.emails = append(h.emails, in.Kind)
 		return nil
 	})
-	h.env.OnActivity(a.DeliverEvent, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeliverEventInput) error {
+	h.env.OnActivity(a.DeliverEvent, mock.Anything, mock.Anything).After(h.notifyDelay).Return(func(_ context.Context, in activities.DeliverEventInput) error {
 		h.hooks = append(h.hooks, in.Type)
 		return nil
 	})

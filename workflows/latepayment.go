@@ -34,6 +34,9 @@ func OwedRefund(ctx workflow.Context, in jobs.OwedRefundInput) (jobs.State, erro
 		paid:  &jobs.StripeEvent{PaymentIntentID: in.PaymentIntentID, AmountCents: in.AmountCents},
 		// Notifications on: the customer hears of the refund.
 		notifyV: 1,
+		// Go on from the job's own refusals: new keys, the same deadline.
+		refundAttempt: in.FirstAttempt,
+		refusedSince:  in.RefusedSince,
 	}
 	err := w.refund(ctx, in.Reason)
 	w.flush(ctx)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -318,4 +319,49 @@ func TestAdminLimits(t *testing.T) {
 		require.Equal(t, 2, accepted)
 		require.Equal(t, 1, rejected)
 	})
+}
+
+// Emails and events under way when an admin cancels the job still go out.
+func TestNotificationsSurviveCancellation(t *testing.T) {
+	h := newHarness(t, func(h *harness) { h.notifyDelay = time.Minute })
+	h.upsampler(queued, running, running, running, running)
+	h.stripe(time.Minute, paid("evt_1"))
+	var cancelled []string
+	h.env.SetOnActivityCanceledListener(func(info *activity.Info) {
+		cancelled = append(cancelled, info.ActivityType.Name)
+	})
+	h.runCancelled(time.Minute + 10*time.Second)
+	require.NotContains(t, cancelled, "SendEmail")
+	require.NotContains(t, cancelled, "DeliverEvent")
+	require.ElementsMatch(t, []string{jobs.HookJobCreated, jobs.HookPaymentCompleted, jobs.HookJobFailed}, h.hooks)
+	require.ElementsMatch(t, []string{jobs.EmailPaymentReceived, jobs.EmailFailedRefunded}, h.emails)
+}
+
+// A refund the sweep takes over goes on from the job's refusals: new keys
+// only, and the same deadline.
+func TestOwedRefundGoesOnFromTheJobsRefusals(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.SetStartTime(start)
+	env.RegisterActivity(&activities.Activities{})
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(nil)
+	var next []int
+	env.OnActivity(a.MarkRefundFailed, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.MarkRefundFailedInput) error {
+		next = append(next, in.NextAttempt)
+		return nil
+	})
+	env.OnActivity(a.MarkRefundNeedsAttention, mock.Anything, mock.Anything).Return(true, nil)
+	var refunds []activities.RefundInput
+	env.OnActivity(a.RefundPayment, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RefundInput) (activities.RefundResult, error) {
+			refunds = append(refunds, in)
+			return activities.RefundResult{}, refusedByStr
+		})
+	env.ExecuteWorkflow(OwedRefund, jobs.OwedRefundInput{JobID: "j1", PaymentIntentID: "pi_1", AmountCents: 50,
+		Reason: jobs.ReasonTerminated, RefundRetry: time.Hour, RefundAttention: 72 * time.Hour,
+		FirstAttempt: 3, RefusedSince: start.Add(-71 * time.Hour)})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []int{3, 4}, attempts(refunds), "keys 0-2 hold refusals already")
+	require.Equal(t, []int{4}, next)
 }

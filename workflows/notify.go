@@ -13,6 +13,11 @@ import (
 // integration events: histories recorded before it replay without them.
 const notificationsVersion = "notifications"
 
+// detachedNotificationsVersion marks the change that runs notifications in
+// a context the workflow's cancellation does not reach: before it, a
+// cancelled job dropped the emails and events still being delivered.
+const detachedNotificationsVersion = "notifications-survive-cancel"
+
 // notify sends an email and/or an integration event about the job, in the
 // background: the job does not wait for them, but the workflow does not end
 // before they are delivered (see flush). Each activity is idempotent per
@@ -21,7 +26,11 @@ func (w *job) notify(ctx workflow.Context, email, hook string) {
 	if w.notifyV == workflow.DefaultVersion {
 		return
 	}
-	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	base := ctx
+	if w.notifyCtx != nil {
+		base = w.notifyCtx
+	}
+	nctx := workflow.WithActivityOptions(base, workflow.ActivityOptions{
 		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: 24 * time.Hour, // then it is given up, and logged
 		RetryPolicy:            backoff(time.Second, 10*time.Minute, activities.ErrTypeNotificationRejected),

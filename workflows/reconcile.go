@@ -85,6 +85,7 @@ func settleOrphan(ctx workflow.Context, in jobs.ReconcileInput, o activities.Orp
 	}), jobs.OwedRefundWorkflow, jobs.OwedRefundInput{
 		JobID: o.JobID, PaymentIntentID: o.PaymentIntentID, AmountCents: o.AmountCents, Reason: reason,
 		RefundRetry: in.RefundRetry, RefundAttention: in.RefundAttention,
+		FirstAttempt: o.RefundAttempt, RefusedSince: o.RefundRefusedAt,
 	})
 	err = child.GetChildWorkflowExecution().Get(ctx, nil)
 	if temporal.IsWorkflowExecutionAlreadyStartedError(err) {

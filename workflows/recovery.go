@@ -46,7 +46,11 @@ func (w *job) refund(ctx workflow.Context, reason string) error {
 		return nil
 	}
 	t := w.in.Timeouts
-	giveUp := workflow.Now(ctx).Add(t.RefundAttention)
+	since := w.refusedSince // set when this refund was taken over from another workflow
+	if since.IsZero() {
+		since = workflow.Now(ctx)
+	}
+	giveUp := since.Add(t.RefundAttention)
 	for {
 		if w.refundSeen {
 			return w.refundConfirmed(ctx)
@@ -68,8 +72,8 @@ func (w *job) refund(ctx workflow.Context, reason string) error {
 		if !workflow.Now(ctx).Before(giveUp) {
 			return w.refundNeedsAttention(ctx, err)
 		}
-		if err := workflow.ExecuteActivity(dbOptions(ctx), a.MarkRefundFailed,
-			activities.MarkRefundFailedInput{JobID: w.in.JobID, Detail: err.Error()}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(dbOptions(ctx), a.MarkRefundFailed, activities.MarkRefundFailedInput{
+			JobID: w.in.JobID, Detail: err.Error(), NextAttempt: w.refundAttempt}).Get(ctx, nil); err != nil {
 			return err
 		}
 		if err := w.setPaymentStatus(ctx, jobs.PaymentRefundFailed); err != nil {

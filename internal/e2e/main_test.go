@@ -35,6 +35,12 @@ const (
 	processingTimeout = 15 * time.Second
 	retryWindow       = 10 * time.Second
 	reminderLead      = 4 * time.Second
+	refundRetry       = 2 * time.Second
+	refundAttention   = 8 * time.Second
+	// asyncPaymentTimeout bounds the wait for a delayed (bank debit) payment.
+	asyncPaymentTimeout = 20 * time.Second
+	// suitePriceCents is the price of every job the tests create.
+	suitePriceCents = 50
 )
 
 var (
@@ -85,14 +91,20 @@ func run(m *testing.M) int {
 			"PROCESSING_TIMEOUT":      processingTimeout.String(),
 			"UPSAMPLER_POLL_INTERVAL": "1s",
 			"RETRY_WINDOW":            retryWindow.String(),
-			"REFUND_RETRY_INTERVAL":   "2s",
-			"RECONCILE_INTERVAL":      "2s",
-			"RECONCILE_GRACE":         "1s",
-			"EXPIRY_REMINDER_LEAD":    reminderLead.String(),
-			"RATE_LIMIT_CREATE":       "100000", // the tests create jobs fast, from one address
-			"RATE_LIMIT_DOWNLOAD":     "100000",
-			"EVENT_WEBHOOK_URLS":      hooks.srv.URL + "/hooks",
-			"EVENT_WEBHOOK_SECRET":    eventSecret,
+			"REFUND_RETRY_INTERVAL":   refundRetry.String(),
+			// Refused refunds are handed to an admin after a few attempts.
+			"REFUND_ATTENTION_AFTER": refundAttention.String(),
+			// Longer than the payment window, so that a delayed payment is
+			// seen outliving it.
+			"ASYNC_PAYMENT_TIMEOUT":      asyncPaymentTimeout.String(),
+			"UPSAMPLER_LOST_ANSWER_WAIT": "5s",
+			"RECONCILE_INTERVAL":         "2s",
+			"RECONCILE_GRACE":            "1s",
+			"EXPIRY_REMINDER_LEAD":       reminderLead.String(),
+			"RATE_LIMIT_CREATE":          "100000", // the tests create jobs fast, from one address
+			"RATE_LIMIT_DOWNLOAD":        "100000",
+			"EVENT_WEBHOOK_URLS":         hooks.srv.URL + "/hooks",
+			"EVENT_WEBHOOK_SECRET":       eventSecret,
 		},
 		DataDir:        filepath.Join(dir, "data"),
 		NoWorker:       true, // the worker runs as its own process, so tests can kill it
@@ -101,6 +113,9 @@ func run(m *testing.M) int {
 		UpsamplerDelay: 300 * time.Millisecond,
 		WrapStripe: func(upstream string) string {
 			stripe = stripetest.NewRecorder(upstream)
+			// Every job of the suite costs 50 cents (the minimum price):
+			// payments the double was not told about are of that amount.
+			stripe.SetDefaultAmount(suitePriceCents)
 			stripe.Start()
 			return stripe.URL()
 		},

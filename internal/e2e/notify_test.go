@@ -20,8 +20,10 @@ import (
 	"hires/internal/upsamplersim"
 )
 
-// mailsOf returns the job's messages in mailpit by kind (customer copies
-// and admin copies apart), with their bodies.
+// mailsOf returns the job's messages in mailpit by kind (the customer's
+// and the admin's apart), with their bodies. The admin's are the copies
+// ("Copy: " subject) and the admin-only notices (refund-needs-attention,
+// subject as is): both carry the admin role in their Message-ID.
 func mailsOf(t *testing.T, jobID string) (customer, admin map[string][]devstack.MailpitMessageDetail) {
 	t.Helper()
 	ctx := context.Background()
@@ -35,7 +37,7 @@ func mailsOf(t *testing.T, jobID string) (customer, admin map[string][]devstack.
 			continue
 		}
 		kind := first(d.Headers["X-Hires-Kind"])
-		if strings.HasPrefix(d.Subject, "Copy: ") {
+		if strings.HasPrefix(d.Subject, "Copy: ") || strings.Contains(d.MessageID, "-admin@") {
 			admin[kind] = append(admin[kind], d)
 		} else {
 			customer[kind] = append(customer[kind], d)

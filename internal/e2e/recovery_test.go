@@ -75,8 +75,10 @@ func TestPostPaymentFailuresAreRefundedOnce(t *testing.T) {
 			require.NotNil(t, j.FailedAt)
 			require.NotNil(t, j.RefundID)
 			require.NotNil(t, j.RefundedAt)
-			// The amount Stripe reports (stripe-mock answers a fixed fixture).
-			require.Positive(t, *j.RefundAmountCents)
+			// The amount Stripe reports: the double refunds what is left of
+			// the payment, all of it.
+			require.Equal(t, *j.AmountPaidCents, *j.RefundAmountCents)
+			require.Equal(t, *j.AmountPaidCents, stripe.AmountRefunded(*j.PaymentIntentID))
 			require.Equal(t, 1, refundsOf(created.ID))
 			requireVisible(t, fmt.Sprintf(`WorkflowId = %q AND JobStatus = "failed" AND PaymentStatus = "refunded" AND FailureReason = %q`,
 				jobs.WorkflowID(created.ID), tt.reason))

@@ -34,7 +34,8 @@ type apiProcess struct {
 	proc *workerProcess // same life cycle as a worker process
 }
 
-func startAPI(t *testing.T) *apiProcess {
+// startAPI starts it; extra are VAR=value settings on top of the stack's.
+func startAPI(t *testing.T, extra ...string) *apiProcess {
 	t.Helper()
 	port, err := devstack.FreePort()
 	require.NoError(t, err)
@@ -46,6 +47,7 @@ func startAPI(t *testing.T) *apiProcess {
 	}
 	// Same public URL as the first API: both serve the same jobs.
 	cmd.Env = append(cmd.Env, "HTTP_ADDR="+addr, "LOG_FORMAT=json")
+	cmd.Env = append(cmd.Env, extra...)
 	out := appLogFile()
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -343,6 +343,12 @@ type OwedRefundInput struct {
 	Reason          string
 	RefundRetry     time.Duration
 	RefundAttention time.Duration
+	// FirstAttempt is the number of the first idempotency key to use (the
+	// job's workflow may have used, and been refused under, lower ones),
+	// and RefusedSince when Stripe first refused (zero: never), from which
+	// RefundAttention counts.
+	FirstAttempt int
+	RefusedSince time.Time
 }
 
 // ReconcileInput configures one sweep.

@@ -72,6 +72,8 @@ type Job struct {
 	Attempt               int                `db:"attempt"`
 	UpsamplerAttempt      *int               `db:"upsampler_attempt"`
 	UpsamplerSubmission   *int               `db:"upsampler_submission"`
+	RefundAttempt         int                `db:"refund_attempt"`
+	RefundRefusedAt       *time.Time         `db:"refund_refused_at"`
 	DownloadedAt          *time.Time         `db:"downloaded_at"`
 	CreatedAt             time.Time          `db:"created_at"`
 	UpdatedAt             time.Time          `db:"updated_at"`

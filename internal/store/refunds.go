@@ -86,8 +86,11 @@ func (s *Store) MarkRefunded(ctx context.Context, r Refund) error {
 }
 
 // MarkRefundFailed records that Stripe refused a refund that is owed; the
-// trail gets a row the first time.
-func (s *Store) MarkRefundFailed(ctx context.Context, id, detail string) error {
+// trail gets a row the first time. nextAttempt is the number of the
+// refund's next idempotency key: whoever takes the refund over (the sweep's
+// OwedRefund) goes on from it rather than reusing keys whose refusal Stripe
+// replays for 24 hours. The time of the first refusal is kept too.
+func (s *Store) MarkRefundFailed(ctx context.Context, id, detail string, nextAttempt int) error {
 	first := false
 	err := s.annotate(ctx, id, "refund_failed", detail, func(c current) (bool, error) {
 		switch c.PaymentStatus {
@@ -101,10 +104,14 @@ func (s *Store) MarkRefundFailed(ctx context.Context, id, detail string) error {
 			return false, nil
 		}
 		return false, fmt.Errorf("%w: refund failure on a job whose payment is %s", ErrInvalidTransition, c.PaymentStatus)
-	}, `UPDATE jobs SET payment_status = 'refund_failed', refund_error = $2`, detail)
-	if err == nil && !first && detail != "" {
-		// Keep the latest refusal without another trail row.
-		_, err = s.pool.Exec(ctx, `UPDATE jobs SET refund_error = $2 WHERE id = $1 AND payment_status = 'refund_failed'`, id, detail)
+	}, `UPDATE jobs SET payment_status = 'refund_failed', refund_error = $2,
+		refund_attempt = GREATEST(refund_attempt, $3), refund_refused_at = COALESCE(refund_refused_at, now())`,
+		detail, nextAttempt)
+	if err == nil && !first {
+		// Keep the latest refusal and attempt without another trail row.
+		_, err = s.pool.Exec(ctx, `UPDATE jobs SET refund_error = COALESCE(NULLIF($2, ''), refund_error),
+			refund_attempt = GREATEST(refund_attempt, $3) WHERE id = $1 AND payment_status = 'refund_failed'`,
+			id, detail, nextAttempt)
 	}
 	return err
 }

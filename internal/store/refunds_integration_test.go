@@ -31,7 +31,7 @@ func paidFailed(t *testing.T) string {
 func refundRefused(t *testing.T) string {
 	t.Helper()
 	id := paidFailed(t)
-	require.NoError(t, st.MarkRefundFailed(t.Context(), id, "setup: card expired"))
+	require.NoError(t, st.MarkRefundFailed(t.Context(), id, "setup: card expired", 1))
 	require.Equal(t, jobs.PaymentRefundFailed, getJob(t, id).PaymentStatus)
 	return id
 }
@@ -213,22 +213,26 @@ func TestMarkRefundFailed(t *testing.T) {
 		before := getJob(t, id)
 		evBefore := events(t, id)
 
-		require.NoError(t, st.MarkRefundFailed(ctx, id, "stripe: 402 card_error: expired card"))
+		require.NoError(t, st.MarkRefundFailed(ctx, id, "stripe: 402 card_error: expired card", 1))
 		after := getJob(t, id)
 		assert.True(t, after.UpdatedAt.After(before.UpdatedAt), "updated_at not advanced")
 		want := before
 		want.PaymentStatus = jobs.PaymentRefundFailed
 		want.RefundError = ptr("stripe: 402 card_error: expired card")
+		want.RefundAttempt = 1 // the next key's number
+		require.NotNil(t, after.RefundRefusedAt)
+		want.RefundRefusedAt = after.RefundRefusedAt
 		want.UpdatedAt = after.UpdatedAt
 		assert.Equal(t, want, after)
 		requireAnnotated(t, after, evBefore, "refund_failed", ptr("stripe: 402 card_error: expired card"))
 
 		evs := events(t, id)
-		for _, detail := range []string{"second refusal", "third refusal"} {
-			require.NoError(t, st.MarkRefundFailed(ctx, id, detail))
+		for i, detail := range []string{"second refusal", "third refusal"} {
+			require.NoError(t, st.MarkRefundFailed(ctx, id, detail, i+2))
 			again := getJob(t, id)
 			want := after
 			want.RefundError = ptr(detail) // the latest refusal
+			want.RefundAttempt = i + 2     // the refusals' start stays
 			want.UpdatedAt = again.UpdatedAt
 			assert.Equal(t, want, again)
 			assert.Equal(t, evs, events(t, id), "no new trail row for %q", detail)
@@ -245,7 +249,7 @@ func TestMarkRefundFailed(t *testing.T) {
 		id := refunded(t)
 		before := getJob(t, id)
 		evBefore := events(t, id)
-		require.NoError(t, st.MarkRefundFailed(ctx, id, "refused"))
+		require.NoError(t, st.MarkRefundFailed(ctx, id, "refused", 1))
 		requireUnchanged(t, before, evBefore)
 	})
 
@@ -262,7 +266,7 @@ func TestMarkRefundFailed(t *testing.T) {
 				id := tt.setup(t)
 				before := getJob(t, id)
 				evBefore := events(t, id)
-				err := st.MarkRefundFailed(ctx, id, "refused")
+				err := st.MarkRefundFailed(ctx, id, "refused", 1)
 				require.Error(t, err)
 				assert.ErrorIs(t, err, store.ErrInvalidTransition)
 				assert.Contains(t, err.Error(), id)
@@ -273,7 +277,7 @@ func TestMarkRefundFailed(t *testing.T) {
 
 	t.Run("unknown job", func(t *testing.T) {
 		id := uuid.NewString()
-		err := st.MarkRefundFailed(ctx, id, "refused")
+		err := st.MarkRefundFailed(ctx, id, "refused", 1)
 		require.Error(t, err)
 		assert.ErrorIs(t, err, store.ErrNotFound)
 		assert.Empty(t, events(t, id))
@@ -424,7 +428,7 @@ func TestRecordLatePayment(t *testing.T) {
 				require.NoError(t, st.MarkRefunded(t.Context(), store.Refund{JobID: id, RefundID: "re_" + id, AmountCents: 499, Status: "succeeded"}))
 			}},
 			{"refund refused", func(t *testing.T, id string) {
-				require.NoError(t, st.MarkRefundFailed(t.Context(), id, "refused"))
+				require.NoError(t, st.MarkRefundFailed(t.Context(), id, "refused", 1))
 			}},
 		}
 		for _, tt := range tests {

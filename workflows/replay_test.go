@@ -17,19 +17,22 @@ func TestReplayRecordedHistories(t *testing.T) {
 	// testdata/*.json were recorded before notifications existed (version
 	// DefaultVersion of "notifications"); testdata/v1/ after; testdata/v2/
 	// once the API made the Checkout Session and the submission went with
-	// the payment ("submit-with-payment", "early-callback").
+	// the payment ("submit-with-payment", "early-callback"); testdata/v3/
+	// with the sweep's OwedRefund ("owed-refund-workflow") and notifications
+	// that survive a cancellation ("notifications-survive-cancel"), refunds
+	// that end, bank debits and numbered Upsampler submissions.
 	files, err := filepath.Glob("testdata/*.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, dir := range []string{"testdata/v1", "testdata/v2"} {
+	for _, dir := range []string{"testdata/v1", "testdata/v2", "testdata/v3"} {
 		newer, err := filepath.Glob(dir + "/*.json")
 		if err != nil {
 			t.Fatal(err)
 		}
 		files = append(files, newer...)
 	}
-	if len(files) < 26 {
+	if len(files) < 43 {
 		t.Fatalf("want the recorded histories in testdata, found %d", len(files))
 	}
 	for _, f := range files {

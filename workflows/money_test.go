@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -364,4 +365,26 @@ func TestOwedRefundGoesOnFromTheJobsRefusals(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, []int{3, 4}, attempts(refunds), "keys 0-2 hold refusals already")
 	require.Equal(t, []int{4}, next)
+}
+
+// PROCESSING_TIMEOUT bounds an attempt from submission to stored result: a
+// result that comes late leaves keeping it only what is left of it.
+func TestProcessingTimeoutBoundsTheStoredResult(t *testing.T) {
+	h := newHarness(t)
+	polls := make([]activities.UpscaleStatus, 58) // 29 minutes of polling every 30 s
+	for i := range polls {
+		polls[i] = running
+	}
+	h.upsampler(queued, append(polls, success)...)
+	var storeBudget time.Duration
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "StoreResult" {
+			storeBudget = info.ScheduleToCloseTimeout
+		}
+	})
+	h.stripe(time.Minute, paid("evt_1"))
+	st := h.run()
+	require.Equal(t, jobs.StatusCompleted, st.Status)
+	require.Positive(t, storeBudget)
+	require.LessOrEqual(t, storeBudget, time.Minute, "what is left of the 30 minutes, not 30 more")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -140,5 +141,37 @@ func TestCreateJobMakesTheCheckoutThenStartsTheWorkflow(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Every business deadline and limit in the configuration reaches the job's
+// workflow: a field left out would silently fall back to the workflow's
+// zero-value behaviour.
+func TestWorkflowInputCarriesEveryTimeoutAndLimit(t *testing.T) {
+	app := newTestApp(t, config.Config{MarkupPercent: 200, MaxOutputMegapixels: 400,
+		PublicBaseURL: "https://hires.example.com", Currency: "usd",
+		PaymentTimeout: time.Hour, DownloadTTL: 2 * time.Hour, ProcessingTimeout: 30 * time.Minute,
+		UpsamplerPollInterval: 30 * time.Second, UpsamplerLostAnswerWait: 10 * time.Minute,
+		RetryWindow: 168 * time.Hour, RefundRetryInterval: time.Hour, RefundAttentionAfter: 72 * time.Hour,
+		AsyncPaymentTimeout: 336 * time.Hour, ExpiryReminderLead: 2 * time.Hour,
+		AdminRetryLimit: 5, DownloadResendLimit: 10})
+	body := `{"image_url":"https://images.example.com/a.png","resolution":"4x","email":"b@example.com","image_width":400,"image_height":300}`
+	req, _ := http.NewRequest(http.MethodPost, "/v1/jobs", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "order-1")
+	if rec := app.do(req, "192.0.2.1:1234"); rec.Code != http.StatusCreated {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	inputs := app.temporal.startedInputs()
+	if len(inputs) != 1 {
+		t.Fatalf("%d workflow starts, want 1", len(inputs))
+	}
+	for _, v := range []any{inputs[0].Timeouts, inputs[0].Limits} {
+		rv := reflect.ValueOf(v)
+		for i := range rv.NumField() {
+			if rv.Field(i).IsZero() {
+				t.Errorf("%s.%s is not set from the configuration", rv.Type().Name(), rv.Type().Field(i).Name)
+			}
+		}
 	}
 }

@@ -211,6 +211,7 @@ func (s *Server) workflowInput(job store.Job, access string) jobs.WorkflowInput 
 			DownloadTTL:     s.cfg.DownloadTTL,
 			Processing:      s.cfg.ProcessingTimeout,
 			PollInterval:    s.cfg.UpsamplerPollInterval,
+			LostSubmission:  s.cfg.UpsamplerLostAnswerWait,
 			RetryWindow:     s.cfg.RetryWindow,
 			RefundRetry:     s.cfg.RefundRetryInterval,
 			RefundAttention: s.cfg.RefundAttentionAfter,

@@ -1,10 +1,13 @@
-// Command chaos runs hundreds of jobs through the whole service while it
-// SIGKILLs and restarts the worker, restarts the API, PostgreSQL and the
-// Temporal dev server, while the Upsampler stand-in fails and slows jobs
-// and Stripe events arrive duplicated and out of order; then it checks
-// the invariants, prints the counts, and exits 1 if any invariant broke.
+// Command chaos parks a thousand unpaid jobs, then runs hundreds more
+// through the whole service while it SIGKILLs and restarts the worker,
+// restarts the API, PostgreSQL and the Temporal dev server, terminates and
+// cancels jobs, while the Upsampler stand-in fails, slows jobs and loses
+// answers, Stripe refuses refunds (then an admin refunds by hand or
+// settles them), bank debits settle on both sides of their window, and
+// Stripe events arrive duplicated and out of order; then it checks the
+// invariants, prints the counts, and exits 1 if any invariant broke.
 //
-//	go run ./cmd/chaos [-jobs 300] [-seed 1] [-keep-logs]
+//	go run ./cmd/chaos [-jobs 300] [-parked 1000] [-seed 1] [-keep-logs]
 //
 // It needs the PostgreSQL server binaries and the pinned tools (`make
 // tools`), and must run inside the repository (it builds cmd/hires).
@@ -28,13 +31,14 @@ func main() {
 
 func run() int {
 	jobs := flag.Int("jobs", 300, "jobs to drive through the faults")
+	parked := flag.Int("parked", 1000, "unpaid jobs created first, awaiting payment while the faults run")
 	seed := flag.Int64("seed", 1, "seed of the job plan, the event jitter and the stand-in's failures")
 	keep := flag.Bool("keep-logs", false, "keep the run's directory (logs, databases) even when it passes")
 	noFaults := flag.Bool("no-faults", false, "inject no fault: a baseline run of the same traffic")
 	timeout := flag.Duration("timeout", 20*time.Minute, "give up on the whole run after this long")
 	flag.Parse()
-	if *jobs < 1 {
-		fmt.Fprintln(os.Stderr, "chaos: -jobs must be at least 1")
+	if *jobs < 1 || *parked < 0 {
+		fmt.Fprintln(os.Stderr, "chaos: -jobs must be at least 1, -parked at least 0")
 		return 2
 	}
 	if err := chaos.CheckPrerequisites(); err != nil {
@@ -47,7 +51,7 @@ func run() int {
 	defer cancel()
 
 	rep, err := chaos.Run(ctx, chaos.Options{
-		Jobs: *jobs, Seed: *seed, KeepLogs: *keep, NoFaults: *noFaults, Settings: chaos.DefaultSettings, Progress: os.Stderr,
+		Jobs: *jobs, Parked: *parked, Seed: *seed, KeepLogs: *keep, NoFaults: *noFaults, Settings: chaos.DefaultSettings, Progress: os.Stderr,
 	})
 	if rep != nil && rep.Observed != nil {
 		rep.Print(os.Stdout)

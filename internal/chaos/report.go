@@ -21,15 +21,19 @@ func (r *Report) Passed() bool { return len(r.Violations) == 0 }
 // Print writes the summary: counts, then each invariant's verdict.
 func (r *Report) Print(w io.Writer) {
 	t := r.Timings
-	fmt.Fprintf(w, "\nchaos run: %d jobs, seed %d, %s (setup %s, traffic and faults %s, settling %s, checks %s)\n",
-		r.Jobs, r.Seed, round(t.Total), round(t.Setup), round(t.Traffic), round(t.Settle), round(t.Check))
+	fmt.Fprintf(w, "\nchaos run: %d jobs and %d parked, seed %d, %s (setup %s, parking %s, traffic and faults %s, settling %s, checks %s)\n",
+		r.Jobs, r.Parked, r.Seed, round(t.Total), round(t.Setup), round(t.Park), round(t.Traffic), round(t.Settle), round(t.Check))
 	st, b := r.Settings, r.Behavior
-	fmt.Fprintf(w, "PAYMENT_TIMEOUT %s, PROCESSING_TIMEOUT %s, UPSAMPLER_POLL_INTERVAL %s, REFUND_RETRY_INTERVAL %s, RECONCILE_INTERVAL %s; "+
-		"stand-in fails %.0f%% of jobs, is slow (%s) for %.0f%% of the others; deadlines allow %s of slack\n",
-		st.PaymentTimeout, st.ProcessingTimeout, st.PollInterval, st.RefundRetry, st.ReconcileInterval,
-		b.FailRate*100, b.SlowDelay, b.SlowRate*100, Slack)
+	fmt.Fprintf(w, "PAYMENT_TIMEOUT %s, ASYNC_PAYMENT_TIMEOUT %s, PROCESSING_TIMEOUT %s, UPSAMPLER_POLL_INTERVAL %s, UPSAMPLER_LOST_ANSWER_WAIT %s,\n"+
+		"REFUND_RETRY_INTERVAL %s, REFUND_ATTENTION_AFTER %s, RECONCILE_INTERVAL %s; stand-in fails %.0f%% of jobs, is slow (%s) for %.0f%% of the others,\n"+
+		"loses the first answer for %.0f%% of the images; deadlines allow %s of slack\n",
+		st.PaymentTimeout, st.AsyncPayment, st.ProcessingTimeout, st.PollInterval, st.LostAnswerWait,
+		st.RefundRetry, st.RefundAttention, st.ReconcileInterval, b.FailRate*100, b.SlowDelay, b.SlowRate*100,
+		b.LoseAnswerRate*100, Slack)
 	r.printJobs(w)
+	r.printActs(w)
 	r.printCounts(w)
+	r.printHistories(w)
 	r.printFaults(w)
 	r.printInvariants(w)
 }
@@ -70,7 +74,9 @@ func (r *Report) printJobs(w io.Writer) {
 				row[8]++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t\n", p, joinInts(row, "\t"))
+		if row[0] > 0 || p == "all" {
+			fmt.Fprintf(tw, "%s\t%s\t\n", p, joinInts(row, "\t"))
+		}
 	}
 	tw.Flush()
 	reasons := map[string]int{}
@@ -80,6 +86,61 @@ func (r *Report) printJobs(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "failure reasons: %s\n", countsOf(reasons))
+}
+
+// printActs is the table of terminations, cancellations and refunds
+// refused, with what became of the jobs.
+func (r *Report) printActs(w io.Writer) {
+	fmt.Fprintln(w, "\nAdmins and Stripe: acts planned, done, and how the jobs ended")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  act\tplanned\tdone\tmissed\tended (status/payment: jobs)")
+	for _, a := range Acts {
+		planned, done, missed := 0, 0, 0
+		ends := map[string]int{}
+		for _, o := range r.Observed {
+			if o.Plan.Act != a {
+				continue
+			}
+			planned++
+			switch {
+			case o.ActedAt != nil:
+				done++
+				end := string(o.Status) + "/" + string(o.PaymentStatus)
+				if o.FailureReason != "" {
+					end += " (" + o.FailureReason + ")"
+				}
+				ends[end]++
+			case o.ActMissed != "":
+				missed++
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%s\n", a, planned, done, missed, countsOf(ends))
+	}
+	tw.Flush()
+	hand, settledByAdmin, attention := 0, 0, 0
+	for _, o := range r.Observed {
+		if o.HandRefundAt != nil {
+			hand++
+		}
+		if o.NeedsAttention {
+			attention++
+		}
+		if o.SettledByAdmin {
+			settledByAdmin++
+		}
+	}
+	a := r.Awaiting
+	fmt.Fprintf(w, "refused refunds: %d refunded by hand in the Dashboard (charge.refunded), %d reached refund_needs_attention, %d settled by an admin (%d POST refund-settled)\n",
+		hand, attention, settledByAdmin, r.Drive.SettleCalls)
+	stopped := 0
+	for _, o := range r.Observed {
+		if o.Plan.Path == PathParked && o.Plan.Act != ActNone {
+			stopped++
+		}
+	}
+	fmt.Fprintf(w, "parked: %d jobs created in %s before the traffic (%d left parked, %d for the admins to stop); at the %d terminations\n"+
+		"and cancellations of paid jobs, %d to %d jobs were awaiting payment with their workflows running, at least %d of them parked\n",
+		r.Drive.Parked, round(r.Drive.ParkTook), r.Drive.Parked-stopped, stopped, a.Stops, a.Min, a.Max, a.MinParked)
 }
 
 func (r *Report) printCounts(w io.Writer) {
@@ -92,17 +153,27 @@ func (r *Report) printCounts(w io.Writer) {
 		d.EventsSent, Copies, d.Deliveries, d.DeliveryRetry, statusCounts(d.DeliveryFailed))
 	fmt.Fprintf(tw, "\tanswers: %s; %d expiries after a payment, %d payments after abandonment\n",
 		countsOf(d.Outcomes), d.StaleExpiries, d.LatePayments)
-	fmt.Fprintf(tw, "refunds\t%d POST /v1/refunds at the Stripe proxy: %d created, %d replayed by idempotency key, %d failed\n",
-		r.Refunds.Calls, r.Refunds.Created, r.Refunds.Replayed, r.Refunds.Failed)
-	subs, twice := 0, 0
+	fmt.Fprintf(tw, "refunds\t%d POST /v1/refunds at the Stripe double: %d created, %d replayed by idempotency key, %d refused, %d failed\n",
+		r.Refunds.Calls, r.Refunds.Created, r.Refunds.Replayed, r.Refunds.Refused, r.Refunds.Failed)
+	subs, twice, unnumbered := 0, 0, 0
 	for _, o := range r.Observed {
 		subs += o.Submissions
 		if o.Submissions > 1 {
 			twice++
 		}
+		for _, s := range o.Sends {
+			if s.N == 0 {
+				unnumbered++
+			}
+		}
 	}
-	fmt.Fprintf(tw, "upsampler\t%d jobs at the stand-in (%d failed, %d slow by seeded fate); %d hires jobs submitted more than once\n",
-		r.StandIn.Jobs, r.StandIn.Failed, r.StandIn.Slow, twice)
+	fmt.Fprintf(tw, "upsampler\t%d jobs at the stand-in (%d failed, %d slow by seeded fate); %d hires jobs sent more than once; %d unnumbered\n",
+		r.StandIn.Jobs, r.StandIn.Failed, r.StandIn.Slow, twice, unnumbered)
+	l := r.Lost
+	fmt.Fprintf(tw, "lost answers\t%d submissions accepted and their answer lost (%d answered 502, %d dropped): %d recovered by their callback, %d sent again without one, %d neither (job stopped)\n",
+		l.Lost, l.As502, l.Dropped, l.Recovered, l.SentAgain, l.Other)
+	fmt.Fprintf(tw, "\t%d waits for a lost answer's callback in the histories, of %s to %s (UPSAMPLER_LOST_ANSWER_WAIT %s)\n",
+		l.Waits, round(l.MinWait), round(l.MaxWait), r.Settings.LostAnswerWait)
 	fmt.Fprintf(tw, "deadlines\t%d steps (abandonment, result, refund) came after deadline + slack, the latest by %s; stuck jobs are violations\n",
 		r.Late.Steps, round(r.Late.Worst))
 	fmt.Fprintf(tw, "emails\t%d messages; customers got %s; %d repeated with the same Message-ID\n",
@@ -115,6 +186,34 @@ func (r *Report) printCounts(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "processes\t%s\n", strings.Join(procs, ", "))
 	tw.Flush()
+}
+
+// printHistories states the bounds, how they were computed, and the
+// longest histories seen.
+func (r *Report) printHistories(w io.Writer) {
+	b := r.Bounds
+	fmt.Fprintf(w, "\nWorkflow histories (%d read with DescribeWorkflowExecution)\n", r.Histories.Described)
+	fmt.Fprintf(w, "  bound job:          %d = %d fixed + %d polls×%d + %d resends×%d + %d refund attempts×%d + %d signals×%d + %d faults×%d\n",
+		b.Job, eventsFixed, b.Polls, eventsPerPoll, b.Resends, eventsPerResend, b.RefundAttempts, eventsPerRefundAttempt,
+		b.Signals, eventsPerSignal, b.Faults, eventsPerFault)
+	fmt.Fprintf(w, "  bound owed-refund:  %d; late-payment: %d (%d refund attempts×%d each, plus their fixed steps, signals and faults)\n",
+		b.OwedRefund, b.LatePayment, b.RefundAttempts, eventsPerRefundAttempt)
+	for _, k := range []string{HistoryJob, HistoryOwedRefund, HistoryLatePayment} {
+		h, ok := r.Histories.Longest[k]
+		if !ok {
+			fmt.Fprintf(w, "  longest %-13s none\n", k+":")
+			continue
+		}
+		what := string(h.Path)
+		if h.Act != ActNone {
+			what += ", " + string(h.Act)
+		}
+		fmt.Fprintf(w, "  longest %-13s %d events (%.0f%% of its bound), %s, %s (%s)\n",
+			k+":", h.Length, 100*float64(h.Length)/float64(max(b.For(k), 1)), h.WorkflowID, strings.ToLower(h.Status), what)
+		if m := r.LongestMakeup[k]; m != "" {
+			fmt.Fprintf(w, "    %s\n", m)
+		}
+	}
 }
 
 func (r *Report) printFaults(w io.Writer) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -13,8 +14,11 @@ import (
 
 // Options configure a run.
 type Options struct {
-	Jobs int
-	Seed int64
+	// Jobs are driven through the faults; Parked more are created first
+	// and never paid.
+	Jobs   int
+	Parked int
+	Seed   int64
 	// KeepLogs keeps the run's directory (logs, databases) after a run
 	// that passed; a failed run always keeps it.
 	KeepLogs bool
@@ -27,12 +31,14 @@ type Options struct {
 }
 
 // StandInBehavior is how the Upsampler stand-in misbehaves in a run: a
-// fifth of the jobs fail, a quarter of the others are slow, and every
-// callback comes twice.
+// fifth of the jobs fail, a quarter of the others are slow, every
+// callback comes twice, and the answer to the first submission of 15% of
+// the images is lost (a 502 or a dropped connection) after the job was
+// accepted.
 func StandInBehavior(seed int64) upsamplersim.Behavior {
 	return upsamplersim.Behavior{
 		ProcessingDelay: time.Second, FailRate: 0.2, SlowRate: 0.25, SlowDelay: 8 * time.Second,
-		Seed: seed, WebhookRetries: 2, DuplicateWebhooks: true,
+		Seed: seed, WebhookRetries: 2, DuplicateWebhooks: true, LoseAnswerRate: 0.15,
 	}
 }
 
@@ -44,6 +50,7 @@ const Slack = 3 * time.Minute
 // Report is what a run did and found.
 type Report struct {
 	Jobs     int
+	Parked   int
 	Seed     int64
 	Dir      string
 	Settings Settings
@@ -62,20 +69,30 @@ type Report struct {
 	// EventsInvalid deliveries with a bad signature or body.
 	EventsRefused, EventsInvalid int
 	Services                     []ServiceStats
+	// Bounds are the history bounds checked; Histories what they saw.
+	Bounds    HistoryBounds
+	Histories HistoryStats
+	Lost      LostAnswers
+	// Awaiting counts the jobs awaiting payment (their workflows running)
+	// at each moment a paid job was terminated or cancelled.
+	Awaiting AwaitingStats
+	// LongestMakeup sums up each kind's longest history.
+	LongestMakeup map[string]string
 
 	Violations []Violation
 }
 
 // Timings split the wall time of a run.
 type Timings struct {
-	Setup, Traffic, Settle, Check, Total time.Duration
+	Setup, Park, Traffic, Settle, Check, Total time.Duration
 }
 
 // RefundStats count refund calls at the Stripe boundary.
 type RefundStats struct {
-	Calls    int // POST /v1/refunds received by the proxy
-	Created  int // forwarded to Stripe and answered 200
+	Calls    int // POST /v1/refunds received by the double
+	Created  int // a refund made
 	Replayed int // answered from the idempotency store
+	Refused  int // refused by the double (a refusal on demand, already refunded)
 	Failed   int // anything else
 }
 
@@ -102,7 +119,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rep = &Report{Jobs: o.Jobs, Seed: o.Seed, Dir: dir, Settings: o.Settings, Behavior: StandInBehavior(o.Seed)}
+	rep = &Report{Jobs: o.Jobs, Parked: o.Parked, Seed: o.Seed, Dir: dir, Settings: o.Settings, Behavior: StandInBehavior(o.Seed)}
 	defer func() {
 		if o.KeepLogs || err != nil || len(rep.Violations) > 0 {
 			logf("logs and data kept in %s", dir)
@@ -120,13 +137,22 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	rep.Timings.Setup = time.Since(began)
 
 	spread := max(20*time.Second, time.Duration(o.Jobs)*200*time.Millisecond)
-	plan := NewPlan(o.Seed, o.Jobs, spread)
+	plan := NewPlan(o.Seed, o.Jobs, o.Parked, spread, rep.Behavior)
 	faults := Schedule(spread + o.Settings.PaymentTimeout + 15*time.Second)
 	if o.NoFaults {
 		faults = nil
 	}
+	rep.Bounds = NewHistoryBounds(o.Settings, HistoryInputs{
+		Copies: Copies, CallbackCopies: callbackCopies(rep.Behavior), WebhookRetries: rep.Behavior.WebhookRetries,
+		Faults: len(faults), Lossy: rep.Behavior.LoseAnswerRate > 0,
+	})
 	d := newDriver(st, o.Settings, o.Seed, plan, logf)
-	logf("stack up; %d jobs over %s, %d faults", o.Jobs, spread, len(faults))
+	parked := len(plan) - o.Jobs
+	logf("stack up; parking %d unpaid jobs (%d for the admins to stop), %d at a time", parked, parked-o.Parked, parkConcurrency)
+	parkStart := time.Now()
+	d.park(ctx)
+	rep.Timings.Park = time.Since(parkStart)
+	logf("%d jobs parked in %s; %d jobs over %s, %d faults", parked, rep.Timings.Park.Round(time.Second), o.Jobs, spread, len(faults))
 
 	trafficStart := time.Now()
 	var wg sync.WaitGroup
@@ -196,10 +222,22 @@ func (d *driver) check(ctx context.Context, rep *Report) error {
 		return fmt.Errorf("read the emails: %w", err)
 	}
 	ds, refused, invalid := d.st.hooks.deliveries()
-	lim := Limits{PaymentTimeout: d.settings.PaymentTimeout, ProcessingTimeout: d.settings.ProcessingTimeout, Slack: Slack, Now: time.Now()}
+	lim := Limits{PaymentTimeout: d.settings.PaymentTimeout, ProcessingTimeout: d.settings.ProcessingTimeout,
+		LostAnswerWait: d.settings.LostAnswerWait, Slack: Slack, Histories: rep.Bounds, Now: time.Now()}
 
 	rep.Observed = obs
 	rep.Violations, rep.Late = CheckJobs(obs, lim)
+	rep.Histories, rep.Lost, rep.Awaiting = CollectHistories(obs), CountLostAnswers(obs), CountAwaiting(obs)
+	// The longest histories are kept in the run's directory, summed up in the report.
+	rep.LongestMakeup = map[string]string{}
+	for kind, h := range rep.Histories.Longest {
+		path := filepath.Join(rep.Dir, "longest-"+kind+"-history.json")
+		makeup, err := keepHistory(ctx, d.st.tc, h.WorkflowID, path)
+		if err != nil {
+			makeup = "not read: " + err.Error()
+		}
+		rep.LongestMakeup[kind] = makeup
+	}
 	ev, mailStats := CheckEmails(mails, obs)
 	vv, eventStats := CheckEvents(ds, obs)
 	rep.Violations = append(append(rep.Violations, ev...), vv...)
@@ -231,11 +269,21 @@ func (s *stack) refundStats() RefundStats {
 			st.Replayed++
 		case c.Forwarded && c.Status == 200:
 			st.Created++
+		case !c.Forwarded && c.Status == 400:
+			st.Refused++
 		default:
 			st.Failed++
 		}
 	}
 	return st
+}
+
+// callbackCopies is how many callbacks the stand-in sends per job.
+func callbackCopies(b upsamplersim.Behavior) int {
+	if b.DuplicateWebhooks {
+		return 2
+	}
+	return 1
 }
 
 func standInStats(s *upsamplersim.Server) StandInStats {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,39 +14,52 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"hires/internal/config"
 	"hires/internal/devstack"
 	"hires/internal/jobs"
 	"hires/internal/localstack"
 	"hires/internal/samplesite"
 	"hires/internal/stripetest"
+	"hires/internal/temporalclient"
 	"hires/internal/upsamplersim"
 )
 
 // Settings are the service's durations in a run: short, so that hundreds
 // of jobs live their whole lives in a few minutes.
 type Settings struct {
+	// PaymentTimeout is long enough for the parked jobs to be awaiting
+	// payment through the whole traffic, terminations included.
 	PaymentTimeout    time.Duration
 	ProcessingTimeout time.Duration
 	PollInterval      time.Duration
+	LostAnswerWait    time.Duration // UPSAMPLER_LOST_ANSWER_WAIT
 	DownloadTTL       time.Duration // longer than the run: links are checked at the end
 	ReminderLead      time.Duration
 	RetryWindow       time.Duration
 	RefundRetry       time.Duration
+	RefundAttention   time.Duration // REFUND_ATTENTION_AFTER
+	AsyncPayment      time.Duration // ASYNC_PAYMENT_TIMEOUT
 	ReconcileInterval time.Duration
 	ReconcileGrace    time.Duration
 }
 
 // DefaultSettings are the durations `make chaos` runs with.
 var DefaultSettings = Settings{
-	PaymentTimeout:    40 * time.Second,
+	PaymentTimeout:    4 * time.Minute,
 	ProcessingTimeout: 2 * time.Minute,
 	PollInterval:      2 * time.Second,
+	// Between the stand-in's usual 1s (a lost answer is recovered by the
+	// callback) and its slow 8s (the image is sent again).
+	LostAnswerWait:    4 * time.Second,
 	DownloadTTL:       30 * time.Minute,
 	ReminderLead:      30*time.Minute - 10*time.Second, // the reminder goes out 10s after delivery
 	RetryWindow:       30 * time.Minute,
-	RefundRetry:       30 * time.Second, // also the deadline of one refund attempt
-	ReconcileInterval: 5 * time.Second,
+	RefundRetry:       15 * time.Second, // also the deadline of one refund attempt
+	RefundAttention:   90 * time.Second, // at most 7 attempts
+	AsyncPayment:      time.Minute,
+	ReconcileInterval: 10 * time.Second,
 	ReconcileGrace:    30 * time.Second,
 }
 
@@ -68,6 +82,9 @@ type stack struct {
 	apiURL      string
 	api         *service
 	worker      *service
+	// tc is the admins' Temporal client: terminations, cancellations, and
+	// the histories read at the end.
+	tc client.Client
 
 	mu    sync.Mutex // guards stops: components start in parallel
 	stops []func()
@@ -181,6 +198,12 @@ func (s *stack) startTemporal(ctx context.Context) error {
 	}
 	s.temporal = t
 	s.onStop(func() { _ = t.Stop() })
+	c, err := temporalclient.Dial(t.Address, t.Namespace, slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return fmt.Errorf("temporal client: %w", err)
+	}
+	s.tc = c
+	s.onStop(c.Close)
 	return nil
 }
 
@@ -261,39 +284,42 @@ func (s *stack) configure(st Settings, samples string) error {
 	}
 	s.apiURL = "http://127.0.0.1:" + strconv.Itoa(apiPort)
 	s.env = map[string]string{
-		"HTTP_ADDR":               "127.0.0.1:" + strconv.Itoa(apiPort),
-		"WORKER_HTTP_ADDR":        "127.0.0.1:" + strconv.Itoa(workerPort),
-		"PUBLIC_BASE_URL":         s.apiURL,
-		"DATABASE_URL":            s.pg.URL,
-		"DATA_DIR":                filepath.Join(s.dir, "files"),
-		"TEMPORAL_ADDRESS":        s.temporal.Address,
-		"TEMPORAL_NAMESPACE":      s.temporal.Namespace,
-		"STRIPE_API_BASE":         s.stripe.URL(),
-		"STRIPE_SECRET_KEY":       devstack.StripeMockAPIKey,
-		"STRIPE_WEBHOOK_SECRET":   localstack.LocalWebhookSecret,
-		"UPSAMPLER_API_KEY":       localstack.LocalUpsamplerAPIKey,
-		"UPSAMPLER_BASE_URL":      "http://" + s.standInAddr + "/api/v1",
-		"UPSAMPLER_RESULT_HOSTS":  s.standInAddr,
-		"SOURCE_HOSTS":            samples,
-		"SMTP_HOST":               s.mailpit.SMTPHost,
-		"SMTP_PORT":               strconv.Itoa(s.mailpit.SMTPPort),
-		"SMTP_TLS":                "none",
-		"ADMIN_EMAIL":             "admin@localhost",
-		"ADMIN_TOKEN":             localstack.LocalAdminToken,
-		"EVENT_WEBHOOK_URLS":      s.hooks.srv.URL + "/hooks",
-		"EVENT_WEBHOOK_SECRET":    eventSecret,
-		"PAYMENT_TIMEOUT":         st.PaymentTimeout.String(),
-		"PROCESSING_TIMEOUT":      st.ProcessingTimeout.String(),
-		"UPSAMPLER_POLL_INTERVAL": st.PollInterval.String(),
-		"DOWNLOAD_TTL":            st.DownloadTTL.String(),
-		"EXPIRY_REMINDER_LEAD":    st.ReminderLead.String(),
-		"RETRY_WINDOW":            st.RetryWindow.String(),
-		"REFUND_RETRY_INTERVAL":   st.RefundRetry.String(),
-		"RECONCILE_INTERVAL":      st.ReconcileInterval.String(),
-		"RECONCILE_GRACE":         st.ReconcileGrace.String(),
-		"RATE_LIMIT_CREATE":       "1000000", // one client address creates every job
-		"RATE_LIMIT_DOWNLOAD":     "1000000",
-		"LOG_FORMAT":              "json",
+		"HTTP_ADDR":                  "127.0.0.1:" + strconv.Itoa(apiPort),
+		"WORKER_HTTP_ADDR":           "127.0.0.1:" + strconv.Itoa(workerPort),
+		"PUBLIC_BASE_URL":            s.apiURL,
+		"DATABASE_URL":               s.pg.URL,
+		"DATA_DIR":                   filepath.Join(s.dir, "files"),
+		"TEMPORAL_ADDRESS":           s.temporal.Address,
+		"TEMPORAL_NAMESPACE":         s.temporal.Namespace,
+		"STRIPE_API_BASE":            s.stripe.URL(),
+		"STRIPE_SECRET_KEY":          devstack.StripeMockAPIKey,
+		"STRIPE_WEBHOOK_SECRET":      localstack.LocalWebhookSecret,
+		"UPSAMPLER_API_KEY":          localstack.LocalUpsamplerAPIKey,
+		"UPSAMPLER_BASE_URL":         "http://" + s.standInAddr + "/api/v1",
+		"UPSAMPLER_RESULT_HOSTS":     s.standInAddr,
+		"SOURCE_HOSTS":               samples,
+		"SMTP_HOST":                  s.mailpit.SMTPHost,
+		"SMTP_PORT":                  strconv.Itoa(s.mailpit.SMTPPort),
+		"SMTP_TLS":                   "none",
+		"ADMIN_EMAIL":                "admin@localhost",
+		"ADMIN_TOKEN":                localstack.LocalAdminToken,
+		"EVENT_WEBHOOK_URLS":         s.hooks.srv.URL + "/hooks",
+		"EVENT_WEBHOOK_SECRET":       eventSecret,
+		"PAYMENT_TIMEOUT":            st.PaymentTimeout.String(),
+		"PROCESSING_TIMEOUT":         st.ProcessingTimeout.String(),
+		"UPSAMPLER_POLL_INTERVAL":    st.PollInterval.String(),
+		"UPSAMPLER_LOST_ANSWER_WAIT": st.LostAnswerWait.String(),
+		"REFUND_ATTENTION_AFTER":     st.RefundAttention.String(),
+		"ASYNC_PAYMENT_TIMEOUT":      st.AsyncPayment.String(),
+		"DOWNLOAD_TTL":               st.DownloadTTL.String(),
+		"EXPIRY_REMINDER_LEAD":       st.ReminderLead.String(),
+		"RETRY_WINDOW":               st.RetryWindow.String(),
+		"REFUND_RETRY_INTERVAL":      st.RefundRetry.String(),
+		"RECONCILE_INTERVAL":         st.ReconcileInterval.String(),
+		"RECONCILE_GRACE":            st.ReconcileGrace.String(),
+		"RATE_LIMIT_CREATE":          "1000000", // one client address creates every job
+		"RATE_LIMIT_DOWNLOAD":        "1000000",
+		"LOG_FORMAT":                 "json",
 	}
 	for _, r := range []struct {
 		name string

@@ -57,6 +57,13 @@ type Behavior struct {
 	SlowRate  float64
 	SlowDelay time.Duration
 	Seed      int64
+	// LoseAnswerRate is the share of input images (0–1, by Fate) whose
+	// first submission's answer is lost after the job was accepted: the
+	// job is created, runs and calls back as usual, but the submit is
+	// answered 502 or its connection dropped (half each, by Fate), so the
+	// client cannot tell whether Upsampler took it. Later submissions of
+	// the same image are answered normally.
+	LoseAnswerRate float64
 }
 
 const maxWebhookRetries = 10
@@ -78,6 +85,7 @@ type behaviorJSON struct {
 	SlowRate               float64      `json:"slowRate"`
 	SlowDelay              jsonDuration `json:"slowDelay"`
 	Seed                   int64        `json:"seed"`
+	LoseAnswerRate         float64      `json:"loseAnswerRate"`
 }
 
 func (b Behavior) wire() behaviorJSON {
@@ -97,6 +105,7 @@ func (b Behavior) wire() behaviorJSON {
 		SlowRate:               b.SlowRate,
 		SlowDelay:              jsonDuration(b.SlowDelay),
 		Seed:                   b.Seed,
+		LoseAnswerRate:         b.LoseAnswerRate,
 	}
 }
 
@@ -117,6 +126,7 @@ func (w behaviorJSON) behavior() Behavior {
 		SlowRate:               w.SlowRate,
 		SlowDelay:              time.Duration(w.SlowDelay),
 		Seed:                   w.Seed,
+		LoseAnswerRate:         w.LoseAnswerRate,
 	}
 }
 
@@ -152,7 +162,7 @@ func (b Behavior) Validate() error {
 	for _, r := range []struct {
 		name string
 		v    float64
-	}{{"failRate", b.FailRate}, {"slowRate", b.SlowRate}} {
+	}{{"failRate", b.FailRate}, {"slowRate", b.SlowRate}, {"loseAnswerRate", b.LoseAnswerRate}} {
 		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
 			errs = append(errs, fmt.Errorf("%s %v: want 0-1", r.name, r.v))
 		}
@@ -160,10 +170,15 @@ func (b Behavior) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Fate is what FailRate and SlowRate decide for one job.
+// Fate is what FailRate, SlowRate and LoseAnswerRate decide for one job.
 type Fate struct {
 	Fail bool // ends FAILED with an internal error
 	Slow bool // takes SlowDelay (never set together with Fail)
+	// LoseAnswer: the first submission of the image is accepted (the job
+	// runs and calls back) but its answer is lost; DropConnection says how:
+	// the connection is closed without an answer, else the answer is 502.
+	LoseAnswer     bool
+	DropConnection bool
 }
 
 // Fate draws a job's fate from a source seeded with Seed and the input
@@ -171,15 +186,21 @@ type Fate struct {
 // runs): the same image always meets the same fate under one seed, and a
 // test can predict it.
 func (b Behavior) Fate(imageURL string) Fate {
-	key := imageURL
-	if u, err := url.Parse(imageURL); err == nil {
-		key = u.RequestURI()
-	}
 	h := fnv.New64a()
-	h.Write([]byte(key))
+	h.Write([]byte(fateKey(imageURL)))
 	r := rand.New(rand.NewPCG(uint64(b.Seed), h.Sum64()))
 	fail, slow := r.Float64() < b.FailRate, r.Float64() < b.SlowRate
-	return Fate{Fail: fail, Slow: slow && !fail}
+	// Drawn after the others, so that adding it changed no earlier fate.
+	lose, drop := r.Float64() < b.LoseAnswerRate, r.Float64() < 0.5
+	return Fate{Fail: fail, Slow: slow && !fail, LoseAnswer: lose, DropConnection: lose && drop}
+}
+
+// fateKey is what identifies an image for Fate: its URL's path and query.
+func fateKey(imageURL string) string {
+	if u, err := url.Parse(imageURL); err == nil {
+		return u.RequestURI()
+	}
+	return imageURL
 }
 
 // jsonDuration is a time.Duration that reads and writes "1.5s" strings.

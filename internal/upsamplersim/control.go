@@ -21,6 +21,9 @@ type Request struct {
 	Body       string      `json:"body,omitempty"`   // raw submit body, capped at 64 KiB
 	Submit     *SubmitBody `json:"submit,omitempty"` // decoded submit body, as received
 	JobID      string      `json:"jobId,omitempty"`  // job created by this submit
+	// AnswerLost says how the answer to a submit that created a job was
+	// lost (Behavior.LoseAnswerRate): "502", or "dropped" (StatusCode 0).
+	AnswerLost string `json:"answerLost,omitempty"`
 }
 
 // JobInfo is a snapshot of one job, for assertions.
@@ -45,6 +48,12 @@ type JobInfo struct {
 	CreatedAt          time.Time `json:"createdAt"`
 	FinishedAt         time.Time `json:"finishedAt,omitzero"`
 	ExpiresAt          time.Time `json:"expiresAt,omitzero"` // result files 404 from then on
+
+	// WebhookDeliveredAt is when a callback was first answered 2xx.
+	WebhookDeliveredAt time.Time `json:"webhookDeliveredAt,omitzero"`
+	// AnswerLost says how the answer to the submit that created the job
+	// was lost (Behavior.LoseAnswerRate): "502", "dropped", or "".
+	AnswerLost string `json:"answerLost,omitempty"`
 }
 
 // Behavior returns the behaviour in force.
@@ -88,6 +97,7 @@ func (s *Server) Jobs() []JobInfo {
 			InputWidth: j.inW, InputHeight: j.inH, OutputWidth: j.outW, OutputHeight: j.outH,
 			WebhookAttempts: j.webhookAttempts, WebhookDeliveries: j.webhookDeliveries,
 			CreatedAt: j.created, FinishedAt: j.finished, ExpiresAt: j.expires,
+			WebhookDeliveredAt: j.webhookDeliveredAt, AnswerLost: j.answerLost,
 		})
 	}
 	return out
@@ -102,6 +112,7 @@ func (s *Server) Reset() {
 	s.requests = nil
 	s.jobs = make(map[string]*job)
 	s.order = nil
+	s.submitted = make(map[string]bool)
 }
 
 func (s *Server) handleGetBehavior(w http.ResponseWriter, r *http.Request) {

@@ -35,6 +35,8 @@ type job struct {
 	expires              time.Time
 	webhookAttempts      int
 	webhookDeliveries    int
+	webhookDeliveredAt   time.Time // first 2xx answer to a callback
+	answerLost           string    // how its submit answer was lost: "", lostAs502, lostAsDrop
 }
 
 // jobView is the JSON object of /status, the submit answer and webhooks.
@@ -80,15 +82,25 @@ func (s *Server) createJob(endpoint string, body SubmitBody, baseURL string) (*j
 	if fate.Slow {
 		b.ProcessingDelay = b.SlowDelay // this job only: b is a copy
 	}
+	// Only an image's first answer is lost: a resend is answered.
+	lost, key := "", fateKey(body.Input.ImageURL)
+	if fate.LoseAnswer && !s.submitted[key] {
+		lost = lostAs502
+		if fate.DropConnection {
+			lost = lostAsDrop
+		}
+	}
+	s.submitted[key] = true
 
 	j := &job{
-		id:       uuid.NewString(),
-		endpoint: endpoint,
-		input:    body.Input,
-		webhook:  body.Webhook,
-		baseURL:  baseURL,
-		status:   StatusInQueue,
-		created:  time.Now(),
+		id:         uuid.NewString(),
+		endpoint:   endpoint,
+		input:      body.Input,
+		webhook:    body.Webhook,
+		baseURL:    baseURL,
+		status:     StatusInQueue,
+		created:    time.Now(),
+		answerLost: lost,
 	}
 	if len(s.order) >= s.opts.MaxJobs {
 		delete(s.jobs, s.order[0])
@@ -200,6 +212,9 @@ func (s *Server) postWebhook(j *job, body []byte) bool {
 		j.webhookAttempts++
 		if ok {
 			j.webhookDeliveries++
+			if j.webhookDeliveredAt.IsZero() {
+				j.webhookDeliveredAt = time.Now()
+			}
 		}
 	})
 	if err != nil {

@@ -100,6 +100,9 @@ type Server struct {
 	jobs     map[string]*job
 	order    []string // job ids, oldest first, for eviction
 	requests []Request
+	// submitted holds the images (by Fate's key) submitted at least once:
+	// LoseAnswerRate loses only an image's first answer.
+	submitted map[string]bool
 }
 
 // New builds a Server and starts its result sweeper.
@@ -126,13 +129,14 @@ func New(opts Options) *Server {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:    opts,
-		log:     opts.Logger,
-		initial: Behavior{ProcessingDelay: max(opts.ProcessingDelay, 0)},
-		ctx:     ctx,
-		cancel:  cancel,
-		slots:   make(chan struct{}, processingSlots),
-		jobs:    make(map[string]*job),
+		opts:      opts,
+		log:       opts.Logger,
+		initial:   Behavior{ProcessingDelay: max(opts.ProcessingDelay, 0)},
+		ctx:       ctx,
+		cancel:    cancel,
+		slots:     make(chan struct{}, processingSlots),
+		jobs:      make(map[string]*job),
+		submitted: make(map[string]bool),
 	}
 	s.behavior = s.initial
 	s.routes()
@@ -182,6 +186,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	s.mux.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), recordKey{}, rec)))
 	rec.StatusCode = sw.code
+	if rec.AnswerLost == lostAsDrop {
+		rec.StatusCode = 0 // no answer
+	}
 	s.mu.Lock()
 	if len(s.requests) >= maxRecorded {
 		// Drop the oldest tenth at once so trimming stays cheap.
@@ -266,6 +273,17 @@ func (s *Server) handleSubmit(endpoint string) http.HandlerFunc {
 		rec.JobID = j.id
 		s.log.Info("upsampler-sim: job queued", "job", j.id, "endpoint", endpoint, "factor", *body.Input.UpscaleFactor)
 
+		// The job exists already and runs; by its fate, the answer is lost.
+		switch j.answerLost {
+		case lostAs502:
+			rec.AnswerLost = lostAs502
+			writeError(w, http.StatusBadGateway, "Bad Gateway (simulated: the job was accepted, its answer lost)")
+			return
+		case lostAsDrop:
+			rec.AnswerLost = lostAsDrop
+			dropConnection(w)
+			return
+		}
 		// The job exists already; a slow answer models a lost response.
 		if b.SubmitDelay > 0 {
 			t := time.NewTimer(b.SubmitDelay)
@@ -280,6 +298,26 @@ func (s *Server) handleSubmit(endpoint string) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, view)
 	}
+}
+
+// How a submit's answer was lost (LoseAnswerRate).
+const (
+	lostAs502  = "502"     // answered 502 Bad Gateway
+	lostAsDrop = "dropped" // connection closed without an answer
+)
+
+// dropConnection closes the client's connection without an answer, as a
+// proxy or a crash between accepting the job and answering would.
+func dropConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// No hijacking (HTTP/2): abort the handler, which resets the stream.
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(interface{ SetLinger(int) error }); ok {
+		_ = tc.SetLinger(0) // a reset, not an orderly close
+	}
+	_ = conn.Close()
 }
 
 // validate checks a submit body and fills defaults; "" means valid.
@@ -445,6 +483,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	w.written = true
 	return w.ResponseWriter.Write(b)
 }
+
+// Unwrap lets http.ResponseController reach the connection (Hijack).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -85,6 +85,14 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 		if aerr != nil {
 			return st, "", aerr
 		}
+		if !named {
+			// The callback may have come in the very task the timer fired
+			// in: let the signal handlers see it before deciding.
+			if aerr := yield(ctx); aerr != nil {
+				return st, "", aerr
+			}
+			named = w.calledBack[n] != ""
+		}
 		if named {
 			// Confirmed with the status endpoint in the loop below, at once.
 			st, err = activities.UpscaleStatus{UpsamplerJobID: w.calledBack[n]}, nil

@@ -5,6 +5,7 @@ package jobs
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -132,14 +133,7 @@ var Statuses = []Status{
 }
 
 // Valid reports whether s is one of the six statuses.
-func (s Status) Valid() bool {
-	for _, v := range Statuses {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
+func (s Status) Valid() bool { return slices.Contains(Statuses, s) }
 
 // Final reports whether no further transition can leave s.
 func (s Status) Final() bool {
@@ -176,14 +170,7 @@ var PaymentStatuses = []PaymentStatus{
 }
 
 // Valid reports whether p is one of PaymentStatuses.
-func (p PaymentStatus) Valid() bool {
-	for _, v := range PaymentStatuses {
-		if p == v {
-			return true
-		}
-	}
-	return false
-}
+func (p PaymentStatus) Valid() bool { return slices.Contains(PaymentStatuses, p) }
 
 // Failure reasons recorded on failed jobs (machine-readable, stable).
 const (

@@ -10,7 +10,7 @@ export HIRES_TOOLS_DIR := $(TOOLS)
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all tools build test unit lint run pay expire bench chaos clean
+.PHONY: all tools build test unit lint run pay bank expire bench chaos clean
 
 all: build
 
@@ -62,6 +62,11 @@ run: tools
 pay:
 	@test -n "$(JOB)" || (echo "usage: make pay JOB=<job id>"; exit 2)
 	go run ./cmd/hires pay $(JOB)
+
+## bank JOB=<id> [RESULT=succeeded|failed]: simulate a bank debit: Checkout completed unpaid, then, with RESULT, Stripe's verdict
+bank:
+	@test -n "$(JOB)" || (echo "usage: make bank JOB=<job id> [RESULT=succeeded|failed]"; exit 2)
+	go run ./cmd/hires $(if $(RESULT),bank-$(RESULT),pay-bank) $(JOB)
 
 ## expire JOB=<id>: simulate the Checkout Session expiring unpaid
 expire:

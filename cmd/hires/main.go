@@ -50,7 +50,7 @@ func main() {
 		err = migrate(ctx)
 	case "dev":
 		err = dev(ctx, logger)
-	case "pay", "expire":
+	case "pay", "pay-bank", "bank-succeeded", "bank-failed", "expire":
 		err = simulate(ctx, cmd, args)
 	case "check":
 		err = check(ctx, args)
@@ -65,7 +65,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | expire JOB_ID | check URL")
+	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | pay-bank JOB_ID | bank-succeeded JOB_ID | bank-failed JOB_ID | expire JOB_ID | check URL")
 }
 
 func newLogger() *slog.Logger {
@@ -162,10 +162,17 @@ func simulate(ctx context.Context, cmd string, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	send := paysim.Pay
-	if cmd == "expire" {
-		send = paysim.Expire
-	}
+	send := map[string]func(context.Context, paysim.Options, string) (paysim.Result, error){
+		"pay":      paysim.Pay,
+		"pay-bank": paysim.PayByBank,
+		"bank-succeeded": func(ctx context.Context, o paysim.Options, id string) (paysim.Result, error) {
+			return paysim.BankResult(ctx, o, id, true)
+		},
+		"bank-failed": func(ctx context.Context, o paysim.Options, id string) (paysim.Result, error) {
+			return paysim.BankResult(ctx, o, id, false)
+		},
+		"expire": paysim.Expire,
+	}[cmd]
 	res, err := send(ctx, o, fs.Arg(0))
 	if err != nil {
 		return err

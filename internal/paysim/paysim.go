@@ -56,6 +56,33 @@ func PaidSession(ctx context.Context, o Options, jobID string) (payments.Session
 	return s, nil
 }
 
+// PayByBank sends checkout.session.completed with payment_status unpaid:
+// the customer chose a delayed method (a bank debit) that Stripe settles
+// later with BankResult.
+func PayByBank(ctx context.Context, o Options, jobID string) (Result, error) {
+	s, err := PaidSession(ctx, o, jobID)
+	if err != nil {
+		return Result{}, err
+	}
+	s.PaymentStatus = "unpaid"
+	return Send(ctx, o, payments.NewEventID(), "checkout.session.completed", s)
+}
+
+// BankResult sends Stripe's verdict on a bank debit:
+// checkout.session.async_payment_succeeded (paid), or _failed.
+func BankResult(ctx context.Context, o Options, jobID string, succeeded bool) (Result, error) {
+	s, err := PaidSession(ctx, o, jobID)
+	if err != nil {
+		return Result{}, err
+	}
+	typ := "checkout.session.async_payment_succeeded"
+	if !succeeded {
+		s.PaymentStatus = "unpaid"
+		typ = "checkout.session.async_payment_failed"
+	}
+	return Send(ctx, o, payments.NewEventID(), typ, s)
+}
+
 // Expire sends checkout.session.expired for the job's session.
 func Expire(ctx context.Context, o Options, jobID string) (Result, error) {
 	s, err := session(ctx, o, jobID)

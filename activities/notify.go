@@ -58,10 +58,8 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) error {
 	if in.Kind == jobs.EmailExpiringSoon && (job.DownloadedAt != nil || job.DownloadExpiredAt != nil) {
 		return nil
 	}
+	// Admin-only kinds (refund-needs-attention) go to the admin alone: mail.Send routes them.
 	msg := mail.Message{Kind: kind, JobID: job.ID, To: customerEmail(job), Seq: in.Seq, Data: a.mailData(job, in.PageURL)}
-	if in.Kind == jobs.EmailRefundAttention {
-		msg.To, msg.AdminOnly = "", true // a notice for the admin; the customer never gets it
-	}
 	if err := a.Mailer.Send(ctx, msg); err != nil {
 		if mail.Permanent(err) {
 			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotificationRejected, err)

@@ -213,12 +213,6 @@ func anyRunning(running map[string]struct{}, jobID string) bool {
 	return false
 }
 
-// owesRefund reports whether the job's payment is to be paid back once
-// its job has ended.
-func owesRefund(ps jobs.PaymentStatus) bool {
-	return ps == jobs.PaymentPaid || ps == jobs.PaymentRefundFailed
-}
-
 // confirmOrphan asks Temporal, strongly consistent, whether a candidate's
 // workflows have really stopped.
 func confirmOrphan(ctx context.Context, c client.Client, j store.OwedJob) (Orphan, bool, error) {
@@ -233,7 +227,7 @@ func confirmOrphan(ctx context.Context, c client.Client, j store.OwedJob) (Orpha
 			return Orphan{}, false, err
 		}
 	}
-	if owesRefund(j.PaymentStatus) {
+	if j.PaymentStatus.OwedBack() {
 		// An earlier sweep handed the refund to its own workflow.
 		refund, err := workflowStatus(ctx, c, jobs.OwedRefundWorkflowID(j.ID))
 		if err != nil || isRunning(refund) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
-
 	"go.temporal.io/sdk/temporal"
 
 	"hires/internal/metrics"
@@ -73,17 +72,17 @@ func (a *Activities) SubmitUpscale(ctx context.Context, in SubmitUpscaleInput) (
 		WebhookURL:    a.callbackURL(in.JobID, job.CallbackSecret, in.Submission),
 	})
 	a.Metrics.UpsamplerRequest(metrics.UpsamplerSubmit, time.Since(start))
-	if err != nil {
-		if in.Submission > 0 && upsampler.Ambiguous(err) {
+	if err != nil && in.Submission > 0 {
+		if upsampler.Ambiguous(err) {
 			return UpscaleStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeUpsamplerAmbiguous, err)
 		}
-		if in.Submission > 0 {
-			// Not taken: a retry may send it. If this write fails, the retry
-			// takes the answer for lost and waits for a callback instead.
-			if ferr := a.Store.ForgetSubmission(ctx, in.JobID, in.Submission); ferr != nil {
-				activity.GetLogger(ctx).Warn("Could not note that Upsampler did not take the submission", "error", ferr)
-			}
+		// Not taken: a retry may send it. If this write fails, the retry
+		// takes the answer for lost and waits for a callback instead.
+		if ferr := a.Store.ForgetSubmission(ctx, in.JobID, in.Submission); ferr != nil {
+			activity.GetLogger(ctx).Warn("Could not note that Upsampler did not take the submission", "error", ferr)
 		}
+	}
+	if err != nil {
 		return UpscaleStatus{}, upsamplerErr(err, ErrTypeUpsamplerRejected)
 	}
 	// Remember it at once: if this process dies now, the retry finds it;

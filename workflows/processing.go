@@ -71,9 +71,9 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 	// could upscale it twice. The callback of that submission names the job;
 	// only without one, after LostSubmission, is the image sent again.
 	for isType(err, activities.ErrTypeUpsamplerAmbiguous) {
-		wait := min(t.LostSubmission, remaining())
-		if t.LostSubmission <= 0 {
-			wait = remaining()
+		wait := remaining()
+		if t.LostSubmission > 0 {
+			wait = min(wait, t.LostSubmission)
 		}
 		if wait <= 0 {
 			return st, jobs.ReasonUpsamplerTimeout, err

@@ -121,7 +121,7 @@ func failOrphan(ctx workflow.Context, o activities.Orphan) (reason string, owed 
 			return "", false, err
 		}
 	}
-	if o.PaymentIntentID == "" || (o.PaymentStatus != jobs.PaymentPaid && o.PaymentStatus != jobs.PaymentRefundFailed) {
+	if o.PaymentIntentID == "" || !o.PaymentStatus.OwedBack() {
 		return "", false, nil
 	}
 	reason = o.FailureReason

@@ -1,8 +1,6 @@
 package workflows
 
 import (
-	"time"
-
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -79,9 +77,9 @@ func (w *job) refund(ctx workflow.Context, reason string) error {
 		if err := w.setPaymentStatus(ctx, jobs.PaymentRefundFailed); err != nil {
 			return err
 		}
-		wait := min(t.RefundRetry, giveUp.Sub(workflow.Now(ctx)))
+		wait := min(t.RefundRetry, giveUp.Sub(workflow.Now(ctx))) // positive: giveUp is ahead
 		if _, err := workflow.AwaitWithOptions(ctx,
-			workflow.AwaitOptions{Timeout: max(wait, time.Second), TimerOptions: workflow.TimerOptions{Summary: "refund retry"}},
+			workflow.AwaitOptions{Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: "refund retry"}},
 			func() bool { return w.refundSeen }); err != nil {
 			return err
 		}
@@ -171,7 +169,7 @@ func (w *job) settleCancelled(ctx workflow.Context) error {
 			if err != nil {
 				return err
 			}
-			if res.Paid && w.paid == nil {
+			if res.Paid {
 				w.paid, cause = &res.Payment, "stripe:"+res.Payment.SessionID
 			}
 		}

@@ -172,6 +172,11 @@ var PaymentStatuses = []PaymentStatus{
 // Valid reports whether p is one of PaymentStatuses.
 func (p PaymentStatus) Valid() bool { return slices.Contains(PaymentStatuses, p) }
 
+// OwedBack reports whether a payment in status p is to be paid back once
+// its job has ended without delivering: received, and not refunded (nor
+// handed to an admin).
+func (p PaymentStatus) OwedBack() bool { return p == PaymentPaid || p == PaymentRefundFailed }
+
 // Failure reasons recorded on failed jobs (machine-readable, stable).
 const (
 	ReasonCheckoutFailed     = "checkout_failed"

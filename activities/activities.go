@@ -46,6 +46,9 @@ type Activities struct {
 	MaxResultBytes int64
 	// PublicBaseURL is where Upsampler's callbacks reach the API.
 	PublicBaseURL string
+	// AccessSecret derives customers' access tokens (ACCESS_TOKEN_SECRET),
+	// so that links to a job's page are made here, never carried by Temporal.
+	AccessSecret []byte
 	// Temporal lets the reconciliation sweep see workflows' statuses.
 	Temporal client.Client
 	// Mailer sends customers' emails; nil when email is off.

@@ -69,12 +69,11 @@ func (s *Server) createJob(c echo.Context) error {
 	canon, _ := json.Marshal(req)
 	reqHash := sha256.Sum256(canon)
 	id := uuid.NewString()
-	access := token.Alnum(43)
 	var idemHash []byte
 	if idemKey != "" {
 		idemHash = token.Hash("idempotency\x00" + idemKey)
-		access = token.Derive(idemKey, id)
 	}
+	access := token.Access([]byte(s.cfg.AccessTokenSecret), id)
 	now := s.now()
 	job, created, err := s.store.CreateJob(c.Request().Context(), store.NewJob{
 		ID:                 id,
@@ -107,7 +106,7 @@ func (s *Server) createJob(c echo.Context) error {
 			return fail(http.StatusUnprocessableEntity, "idempotency_key_reused",
 				"this Idempotency-Key was used with a different request")
 		}
-		access = token.Derive(idemKey, job.ID)
+		access = token.Access([]byte(s.cfg.AccessTokenSecret), job.ID)
 		status = http.StatusOK
 	}
 

@@ -121,6 +121,7 @@ func NewActivities(cfg config.Config, st *store.Store) (*activities.Activities, 
 		ResultClient:   results.HTTPClient(10 * time.Minute),
 		MaxResultBytes: cfg.MaxResultBytes,
 		PublicBaseURL:  cfg.PublicBaseURL,
+		AccessSecret:   []byte(cfg.AccessTokenSecret),
 	}, nil
 }
 

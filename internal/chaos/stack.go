@@ -303,6 +303,7 @@ func (s *stack) configure(st Settings, samples string) error {
 		"SMTP_TLS":                   "none",
 		"ADMIN_EMAIL":                "admin@localhost",
 		"ADMIN_TOKEN":                localstack.LocalAdminToken,
+		"ACCESS_TOKEN_SECRET":        localstack.LocalAccessTokenSecret,
 		"EVENT_WEBHOOK_URLS":         s.hooks.srv.URL + "/hooks",
 		"EVENT_WEBHOOK_SECRET":       eventSecret,
 		"PAYMENT_TIMEOUT":            st.PaymentTimeout.String(),

@@ -73,6 +73,10 @@ type Config struct {
 	ReconcileGrace    time.Duration `env:"RECONCILE_GRACE" envDefault:"10m"`
 
 	AdminToken string `env:"ADMIN_TOKEN"`
+	// AccessTokenSecret derives each job's access token (the customer's
+	// key to their page); the API and the worker share it. Keep it stable:
+	// changing it invalidates every customer link already sent.
+	AccessTokenSecret string `env:"ACCESS_TOKEN_SECRET"`
 
 	// Email, sent by the worker. An empty SMTP_HOST turns email off.
 	SMTPHost           string        `env:"SMTP_HOST"`
@@ -214,6 +218,10 @@ func (c Config) Validate(role Role) error {
 				errs = append(errs, fmt.Errorf("%s: %w", e.name, err))
 			}
 		}
+	}
+	need("ACCESS_TOKEN_SECRET", c.AccessTokenSecret)
+	if c.AccessTokenSecret != "" && len(c.AccessTokenSecret) < 32 {
+		errs = append(errs, errors.New("ACCESS_TOKEN_SECRET must be at least 32 characters"))
 	}
 	if len(c.Currency) != 3 {
 		errs = append(errs, fmt.Errorf("CURRENCY must be a 3-letter ISO code, got %q", c.Currency))

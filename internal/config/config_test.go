@@ -11,6 +11,7 @@ func base() map[string]string {
 		"STRIPE_SECRET_KEY":     "sk_test_123",
 		"STRIPE_WEBHOOK_SECRET": "whsec_test",
 		"ADMIN_TOKEN":           "admin-token-0123456789",
+		"ACCESS_TOKEN_SECRET":   "access-token-secret-0123456789-abcdef",
 		"SOURCE_HOSTS":          "images.example.com, cdn.example.com",
 		"UPSAMPLER_API_KEY":     "up_key",
 	}

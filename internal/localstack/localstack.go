@@ -44,9 +44,11 @@ const (
 
 // Local secrets: fine on loopback, never in production.
 const (
-	LocalWebhookSecret   = "whsec_local_development_only"
-	LocalAdminToken      = "local-admin-token-0123456789"
-	LocalUpsamplerAPIKey = "local-upsampler-key"
+	LocalWebhookSecret = "whsec_local_development_only"
+	LocalAdminToken    = "local-admin-token-0123456789"
+	// LocalAccessTokenSecret derives access tokens on local stacks only.
+	LocalAccessTokenSecret = "local-access-token-secret-development-only"
+	LocalUpsamplerAPIKey   = "local-upsampler-key"
 )
 
 // Options configure a stack.
@@ -253,6 +255,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	s.WorkerHTTPURL = "http://" + env["WORKER_HTTP_ADDR"]
 	setDefault("PUBLIC_BASE_URL", "http://"+env["HTTP_ADDR"])
 	setDefault("ADMIN_TOKEN", LocalAdminToken)
+	setDefault("ACCESS_TOKEN_SECRET", LocalAccessTokenSecret)
 	setDefault("DEV_PAYMENTS", "true") // the page's "Pay (simulated)" button; never in production
 	s.APIURL = env["PUBLIC_BASE_URL"]
 	s.Env = env

@@ -53,12 +53,14 @@ func Matches(secret string, hash []byte) bool {
 	return subtle.ConstantTimeCompare(Hash(secret), hash) == 1
 }
 
-// Derive returns a token only the holder of key can recompute for subject.
-// A job created with an Idempotency-Key gets its access token this way, so
-// that repeating the request returns the same token while the database
-// holds no more than its hash.
-func Derive(key, subject string) string {
-	m := hmac.New(sha256.New, []byte(key))
-	m.Write([]byte("hires access token\x00" + subject))
+// Access returns a job's access token: an HMAC of the job ID under the
+// service's ACCESS_TOKEN_SECRET. Only the service can compute it (no value
+// a client chose or can see goes in), so the API can hand the same token
+// to a site replaying its request and the worker can put it in the
+// customer's links, while the database keeps only its hash and Temporal
+// never sees it.
+func Access(secret []byte, jobID string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("hires access token v2\x00" + jobID))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }

@@ -48,13 +48,13 @@ func TestIsAlnum(t *testing.T) {
 	}
 }
 
-func TestHashAndDerive(t *testing.T) {
+func TestHashAndAccess(t *testing.T) {
 	if !Matches("secret", Hash("secret")) || Matches("secret2", Hash("secret")) {
 		t.Fatal("Matches is wrong")
 	}
-	a, b := Derive("key-1", "job-1"), Derive("key-1", "job-1")
-	if a != b || a == Derive("key-2", "job-1") || a == Derive("key-1", "job-2") {
-		t.Fatal("Derive must be stable per key and subject and differ otherwise")
+	a, b := Access([]byte("secret-1"), "job-1"), Access([]byte("secret-1"), "job-1")
+	if a != b || a == Access([]byte("secret-2"), "job-1") || a == Access([]byte("secret-1"), "job-2") {
+		t.Fatal("Access must be stable per secret and job and differ otherwise")
 	}
 }
 

@@ -202,7 +202,7 @@ func TestConfig(t *testing.T) {
 	env := func(extra ...string) map[string]string {
 		m := map[string]string{
 			"DATABASE_URL": "postgres://localhost/hires", "STRIPE_SECRET_KEY": "sk_test_123",
-			"STRIPE_WEBHOOK_SECRET": "whsec_test", "ADMIN_TOKEN": "admin-token-0123456789",
+			"STRIPE_WEBHOOK_SECRET": "whsec_test", "ADMIN_TOKEN": "admin-token-0123456789", "ACCESS_TOKEN_SECRET": "access-token-secret-0123456789-abcdef",
 			"SOURCE_HOSTS": "images.example.com", "UPSAMPLER_API_KEY": "up_key",
 		}
 		for i := 0; i+1 < len(extra); i += 2 {

@@ -106,7 +106,7 @@ func (e *sweepEnv) job(t *testing.T, status jobs.Status, ps jobs.PaymentStatus, 
 	_, created, err := e.store.CreateJob(ctx, store.NewJob{
 		ID: id, ImageURL: "https://images.example.com/" + id + ".png", Resolution: jobs.Resolution4x,
 		Email: "buyer@example.com", PostID: 42, ImageWidth: 640, ImageHeight: 480, OutputWidth: 2560,
-		OutputHeight: 1920, AccessTokenHash: sweepHash("access:" + id), IdempotencyKeyHash: sweepHash("idem:" + id),
+		OutputHeight: 1920, AccessTokenHash: sweepHash("access:" + id),
 		RequestHash: sweepHash("request:" + id), CallbackSecret: "secret-" + id, Currency: "usd", PriceCents: 499,
 		MarkupPercent: 30, EstimatedCredits: 16, EstimatedCostCents: 64, CheckoutExpiresAt: time.Now().Add(time.Hour),
 	})

@@ -131,7 +131,6 @@ func newRefundJob(t *testing.T) string {
 		OutputWidth:        2560,
 		OutputHeight:       1920,
 		AccessTokenHash:    sum("access:" + id),
-		IdempotencyKeyHash: sum("idem:" + id),
 		RequestHash:        sum("request:" + id),
 		CallbackSecret:     "secret-" + id,
 		Currency:           "usd",

@@ -41,15 +41,13 @@ func (f *fakeStore) CreateJob(_ context.Context, n store.NewJob) (store.Job, boo
 	f.called("CreateJob")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, j := range f.jobs {
-		if n.IdempotencyKeyHash != nil && string(j.IdempotencyKeyHash) == string(n.IdempotencyKeyHash) {
-			return j, false, nil
-		}
+	if j, ok := f.jobs[n.ID]; ok {
+		return j, false, nil
 	}
 	expires := n.CheckoutExpiresAt
 	j := store.Job{ID: n.ID, Status: jobs.StatusAwaitingPayment, Resolution: n.Resolution, ImageWidth: n.ImageWidth,
 		ImageHeight: n.ImageHeight, PriceCents: n.PriceCents, Currency: n.Currency, CheckoutExpiresAt: &expires,
-		IdempotencyKeyHash: n.IdempotencyKeyHash, RequestHash: n.RequestHash, ImageURL: n.ImageURL}
+		RequestHash: n.RequestHash, ImageURL: n.ImageURL, Site: &n.Site}
 	f.jobs[n.ID] = j
 	return j, true, nil
 }
@@ -92,8 +90,8 @@ func TestCreateJobMakesTheCheckoutThenStartsTheWorkflow(t *testing.T) {
 		wantStarts int
 		wantStripe int
 	}{
-		{"stripe answers", nil, []int{201, 200}, jobs.StatusAwaitingPayment, 2, 1},
-		{"stripe down, then back", []error{stripeDown}, []int{503, 200}, jobs.StatusAwaitingPayment, 1, 2},
+		{"stripe answers", nil, []int{201, 201}, jobs.StatusAwaitingPayment, 1, 1},
+		{"stripe down, then back", []error{stripeDown}, []int{503, 201}, jobs.StatusAwaitingPayment, 1, 2},
 		{"stripe refuses", []error{stripeRefuses}, []int{502, 502}, jobs.StatusFailed, 0, 1},
 	}
 	for _, tt := range tests {
@@ -108,6 +106,7 @@ func TestCreateJobMakesTheCheckoutThenStartsTheWorkflow(t *testing.T) {
 				req, _ := http.NewRequest(http.MethodPost, "/v1/jobs", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Idempotency-Key", "order-1")
+				req.Header.Set("Authorization", "Bearer "+testSiteKey)
 				rec := app.do(req, "192.0.2.1:1234")
 				got = append(got, rec.Code)
 				if rec.Code < 300 {
@@ -159,6 +158,7 @@ func TestWorkflowInputCarriesEveryTimeoutAndLimit(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, "/v1/jobs", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", "order-1")
+	req.Header.Set("Authorization", "Bearer "+testSiteKey)
 	if rec := app.do(req, "192.0.2.1:1234"); rec.Code != http.StatusCreated {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}

@@ -343,7 +343,11 @@ func TestDownloadBruteForceIsRateLimited(t *testing.T) {
 	burst := perMinute / 4
 	for _, proxied := range []bool{false, true} {
 		t.Run(fmt.Sprintf("proxied=%v", proxied), func(t *testing.T) {
-			a, content := downloadFixture(t, config.Config{RateLimitDownload: perMinute, TrustProxyHeaders: proxied})
+			cfg := config.Config{RateLimitDownload: perMinute}
+			if proxied {
+				cfg.TrustedProxies = []string{"10.0.0.0/24"}
+			}
+			a, content := downloadFixture(t, cfg)
 			rng := rand.New(rand.NewPCG(3, 4))
 			guess := func(i int) *http.Request {
 				b := make([]byte, 64)

@@ -34,6 +34,7 @@ type fakeStore struct {
 	calls        []string          // method names, in call order
 	tokenLookups []string          // arguments of GetByDownloadToken
 	downloaded   []string          // arguments of MarkDownloaded
+	idem         map[string]*idemEntry
 }
 
 func newFakeStore(jobs ...store.Job) *fakeStore {

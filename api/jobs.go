@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -25,6 +24,7 @@ import (
 	"hires/internal/jobs"
 	"hires/internal/payments"
 	"hires/internal/pricing"
+	"hires/internal/sitekey"
 	"hires/internal/store"
 	"hires/internal/token"
 )
@@ -63,20 +63,87 @@ func (s *Server) createJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-
+	ctx, site := c.Request().Context(), siteKeyOf(c).Site
 	// The request's fingerprint tells a retry from a different request
 	// that reuses an idempotency key.
 	canon, _ := json.Marshal(req)
 	reqHash := sha256.Sum256(canon)
 	id := uuid.NewString()
-	var idemHash []byte
-	if idemKey != "" {
-		idemHash = token.Hash("idempotency\x00" + idemKey)
+	if idemKey == "" {
+		status, body, err := s.createAndStart(ctx, site, id, req, quote, reqHash[:])
+		if err != nil {
+			return err
+		}
+		return c.JSON(status, body)
 	}
+
+	// Idempotency as Stripe has it: scoped to the site, the first answer
+	// kept and replayed, a duplicate in flight refused.
+	keyHash := token.Hash("idempotency\x00" + idemKey)
+	r, err := s.store.ReserveIdempotency(ctx, site, keyHash, reqHash[:], id, idempotencyLease, s.cfg.IdempotencyKeyTTL)
+	switch {
+	case err != nil:
+		return err
+	case errors.Is(r.Conflict, store.ErrIdempotencyMismatch):
+		return fail(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+	case errors.Is(r.Conflict, store.ErrIdempotencyInFlight):
+		return fail(http.StatusConflict, "idempotency_key_in_use",
+			"a request with this Idempotency-Key is in progress; retry after it has finished")
+	case r.Replay != nil:
+		return s.replay(c, *r.Replay)
+	}
+	status, body, err := s.createAndStart(ctx, site, r.JobID, req, quote, reqHash[:])
+	var ae *apiError
+	switch {
+	case err == nil:
+		kept := body
+		kept.AccessToken = "" // derived again on replay: the database never holds it
+		stored, _ := json.Marshal(kept)
+		err = s.store.CompleteIdempotency(ctx, site, keyHash, status, stored)
+	case errors.As(err, &ae) && (ae.status < 500 || ae.status == http.StatusBadGateway):
+		// A final answer (Stripe refused the payment page): replayed too.
+		stored, _ := json.Marshal(errorBody{Error: ae.body})
+		if cerr := s.store.CompleteIdempotency(ctx, site, keyHash, ae.status, stored); cerr != nil {
+			s.log.WarnContext(ctx, "keeping an idempotent answer failed", "job_id", r.JobID, "error", cerr)
+		}
+		return err
+	default: // a retry can still succeed: let it resume at once
+		if rerr := s.store.ReleaseIdempotency(context.WithoutCancel(ctx), site, keyHash); rerr != nil {
+			s.log.WarnContext(ctx, "releasing an idempotency key failed", "job_id", r.JobID, "error", rerr)
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(status, body)
+}
+
+// idempotencyLease is how long a request holds its key: longer than the
+// handler's timeout, so a key is never held by two live requests.
+const idempotencyLease = time.Minute
+
+// replay answers with a kept response, as the first request got it.
+func (s *Server) replay(c echo.Context, r store.StoredResponse) error {
+	c.Response().Header().Set("Idempotent-Replayed", "true")
+	if r.Status >= 300 {
+		return c.JSONBlob(r.Status, r.Body)
+	}
+	var body CreateJobResponse
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		return fmt.Errorf("replay kept answer: %w", err)
+	}
+	body.AccessToken = token.Access([]byte(s.cfg.AccessTokenSecret), body.ID)
+	return c.JSON(r.Status, body)
+}
+
+// createAndStart stores job id (or finds it, when a request resumes) and
+// makes its payment page and workflow.
+func (s *Server) createAndStart(ctx context.Context, site, id string, req CreateJobRequest, quote pricing.Quote, reqHash []byte) (int, CreateJobResponse, error) {
 	access := token.Access([]byte(s.cfg.AccessTokenSecret), id)
-	now := s.now()
-	job, created, err := s.store.CreateJob(c.Request().Context(), store.NewJob{
+	job, _, err := s.store.CreateJob(ctx, store.NewJob{
 		ID:                 id,
+		Site:               site,
 		ImageURL:           req.ImageURL,
 		Resolution:         jobs.Resolution(req.Resolution),
 		Email:              req.Email,
@@ -87,34 +154,23 @@ func (s *Server) createJob(c echo.Context) error {
 		OutputWidth:        quote.OutputWidth,
 		OutputHeight:       quote.OutputHeight,
 		AccessTokenHash:    token.Hash(access),
-		IdempotencyKeyHash: idemHash,
-		RequestHash:        reqHash[:],
+		RequestHash:        reqHash,
 		CallbackSecret:     token.Alnum(43),
 		Currency:           s.cfg.Currency,
 		PriceCents:         quote.PriceCents,
 		MarkupPercent:      quote.MarkupPercent,
 		EstimatedCredits:   quote.Credits,
 		EstimatedCostCents: quote.CostCents,
-		CheckoutExpiresAt:  now.Add(min(max(s.cfg.PaymentTimeout, checkoutFloor), checkoutCeil)).Truncate(time.Second),
+		CheckoutExpiresAt:  s.now().Add(min(max(s.cfg.PaymentTimeout, checkoutFloor), checkoutCeil)).Truncate(time.Second),
 	})
 	if err != nil {
-		return err
+		return 0, CreateJobResponse{}, err
 	}
-	status := http.StatusCreated
-	if !created {
-		if !bytes.Equal(job.RequestHash, reqHash[:]) {
-			return fail(http.StatusUnprocessableEntity, "idempotency_key_reused",
-				"this Idempotency-Key was used with a different request")
-		}
-		access = token.Access([]byte(s.cfg.AccessTokenSecret), job.ID)
-		status = http.StatusOK
-	}
-
-	checkout, err := s.ensureWorkflow(c.Request().Context(), job, access)
+	checkout, err := s.ensureWorkflow(ctx, job, access)
 	if err != nil {
-		return err
+		return 0, CreateJobResponse{}, err
 	}
-	return c.JSON(status, CreateJobResponse{
+	return http.StatusCreated, CreateJobResponse{
 		ID:                job.ID,
 		Status:            job.Status,
 		AccessToken:       access,
@@ -122,7 +178,7 @@ func (s *Server) createJob(c echo.Context) error {
 		CheckoutExpiresAt: checkout.ExpiresAt.UTC(),
 		Price:             priceView(job),
 		CreatedAt:         job.CreatedAt.UTC(),
-	})
+	}, nil
 }
 
 // ensureWorkflow makes the job's Checkout Session and starts the job's
@@ -310,7 +366,27 @@ func jsonProblem(err error) string {
 	return err.Error()
 }
 
+// getJob answers the job's customer (bearing its access token) or its
+// site (bearing a key of the site that created it), each with its view.
 func (s *Server) getJob(c echo.Context) error {
+	if cred, ok := bearer(c); ok && sitekey.Looks(cred) {
+		key, err := s.siteKey(c)
+		if err != nil {
+			return err
+		}
+		id, err := uuid.Parse(c.Param("id"))
+		if err != nil {
+			return errNotFound
+		}
+		job, err := s.store.Get(c.Request().Context(), id.String())
+		if errors.Is(err, store.ErrNotFound) || err == nil && (job.Site == nil || *job.Site != key.Site) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, s.siteView(job))
+	}
 	job, err := s.authorizedJob(c)
 	if err != nil {
 		return err
@@ -337,9 +413,7 @@ func (s *Server) authorizedJob(c echo.Context) (store.Job, error) {
 }
 
 func bearer(c echo.Context) (string, bool) {
-	v, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-	v = strings.TrimSpace(v)
-	return v, ok && v != ""
+	return sitekey.Bearer(c.Request().Header.Get(echo.HeaderAuthorization))
 }
 
 func (s *Server) download(c echo.Context) error {

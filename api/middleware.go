@@ -28,15 +28,16 @@ func perMinute(n int) echo.MiddlewareFunc {
 	})
 }
 
-// cors lets the configured site origins call the API from a browser.
+// cors lets the configured site origins read a job from a browser: the
+// customer's status, polled from the site's own page with the access token.
 func (s *Server) cors() echo.MiddlewareFunc {
 	if len(s.cfg.SiteOrigins) == 0 {
 		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
 	}
 	return middleware.CORSWithConfig(middleware.CORSConfig{
 		AllowOrigins:  s.cfg.SiteOrigins,
-		AllowMethods:  []string{http.MethodGet, http.MethodPost},
-		AllowHeaders:  []string{echo.HeaderContentType, echo.HeaderAuthorization, "Idempotency-Key"},
+		AllowMethods:  []string{http.MethodGet},
+		AllowHeaders:  []string{echo.HeaderAuthorization},
 		ExposeHeaders: []string{echo.HeaderXRequestID},
 		MaxAge:        600,
 	})
@@ -47,10 +48,21 @@ func timeout(d time.Duration) echo.MiddlewareFunc {
 	return middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: d})
 }
 
-// clientIP decides where the client's address comes from.
-func (s *Server) clientIP() echo.IPExtractor {
-	if s.cfg.TrustProxyHeaders {
-		return echo.ExtractIPFromXFFHeader()
+// clientIP decides where the client's address comes from: X-Forwarded-For
+// is believed only as far as it was written by the configured proxies
+// (walking it from the right, the first address not theirs is the client);
+// without proxies, or from anyone else, the connection's address counts.
+func (s *Server) clientIP() (echo.IPExtractor, error) {
+	nets, err := s.cfg.TrustedNetworks()
+	if err != nil {
+		return nil, err
 	}
-	return echo.ExtractIPDirect() // headers are the client's to forge
+	if len(nets) == 0 {
+		return echo.ExtractIPDirect(), nil // headers are the client's to forge
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range nets {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...), nil
 }

@@ -13,7 +13,10 @@ import (
 func TestPerMinuteLimitsEachClient(t *testing.T) {
 	s := &Server{cfg: config.Config{}}
 	e := echo.New()
-	e.IPExtractor = s.clientIP()
+	var err error
+	if e.IPExtractor, err = s.clientIP(); err != nil {
+		t.Fatal(err)
+	}
 	e.HTTPErrorHandler = s.errorHandler
 	e.GET("/", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, perMinute(8)) // burst 2
 	get := func(addr, xff string) int {
@@ -39,27 +42,73 @@ func TestPerMinuteLimitsEachClient(t *testing.T) {
 	}
 }
 
-func TestCORS(t *testing.T) {
+// The client's address comes from X-Forwarded-For only through the
+// configured proxies; loopback and private networks are not trusted by
+// default (Echo's own default trusts them).
+func TestClientAddress(t *testing.T) {
 	tests := []struct {
-		origins []string
-		origin  string
-		allowed string
+		name    string
+		proxies []string
+		remote  string
+		xff     string
+		want    string
 	}{
-		{[]string{"https://shop.example.com"}, "https://shop.example.com", "https://shop.example.com"},
-		{[]string{"https://shop.example.com"}, "https://evil.example.org", ""},
-		{nil, "https://shop.example.com", ""},
+		{"no proxies: the connection", nil, "203.0.113.7:5", "198.51.100.1", "203.0.113.7"},
+		{"no proxies, private peer: still the connection", nil, "10.0.0.2:5", "198.51.100.1", "10.0.0.2"},
+		{"trusted proxy: the address it saw", []string{"10.0.0.0/24"}, "10.0.0.2:5", "198.51.100.1", "198.51.100.1"},
+		{"trusted proxy, forged entries left of it", []string{"10.0.0.0/24"}, "10.0.0.2:5", "192.0.2.9, 198.51.100.1", "198.51.100.1"},
+		{"chain of trusted proxies", []string{"10.0.0.0/24", "172.16.0.5"}, "10.0.0.2:5", "198.51.100.1, 172.16.0.5", "198.51.100.1"},
+		{"untrusted peer: header ignored", []string{"10.0.0.0/24"}, "203.0.113.7:5", "198.51.100.1", "203.0.113.7"},
+		{"loopback is not trusted unless listed", []string{"10.0.0.0/24"}, "127.0.0.1:5", "198.51.100.1", "127.0.0.1"},
+		{"trusted proxy, no header", []string{"10.0.0.0/24"}, "10.0.0.2:5", "", "10.0.0.2"},
+		{"trusted proxy, garbage header", []string{"10.0.0.0/24"}, "10.0.0.2:5", "not-an-address", "10.0.0.2"},
 	}
 	for _, tt := range tests {
-		s := &Server{cfg: config.Config{SiteOrigins: tt.origins}}
-		e := echo.New()
-		e.Use(s.cors())
-		e.GET("/", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
-		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Server{cfg: config.Config{TrustedProxies: tt.proxies}}
+			extract, err := s.clientIP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.RemoteAddr = tt.remote
+			if tt.xff != "" {
+				req.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			if got := extract(req); got != tt.want {
+				t.Fatalf("client address %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// CORS answers only on the route a browser calls (a customer's job, read
+// with its access token from the site's page); job creation needs a site
+// key, which never belongs in a browser, and admin routes are not for sites.
+func TestCORSOnlyOnTheCustomersRoute(t *testing.T) {
+	app := newTestApp(t, config.Config{SiteOrigins: []string{"https://shop.example.com"}})
+	tests := []struct {
+		method, path, origin string
+		preflight            bool
+		allowed              string
+	}{
+		{http.MethodGet, "/v1/jobs/" + validJobID, "https://shop.example.com", false, "https://shop.example.com"},
+		{http.MethodOptions, "/v1/jobs/" + validJobID, "https://shop.example.com", true, "https://shop.example.com"},
+		{http.MethodGet, "/v1/jobs/" + validJobID, "https://evil.example.org", false, ""},
+		{http.MethodOptions, "/v1/jobs", "https://shop.example.com", true, ""},
+		{http.MethodPost, "/v1/jobs", "https://shop.example.com", false, ""},
+		{http.MethodGet, "/v1/admin/jobs", "https://shop.example.com", false, ""},
+		{http.MethodGet, "/v1/downloads/x", "https://shop.example.com", false, ""},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, tt.path, nil)
 		req.Header.Set("Origin", tt.origin)
-		rec := httptest.NewRecorder()
-		e.ServeHTTP(rec, req)
-		if got := rec.Header().Get("Access-Control-Allow-Origin"); got != tt.allowed {
-			t.Errorf("origins %v, Origin %s: allowed %q, want %q", tt.origins, tt.origin, got, tt.allowed)
+		if tt.preflight {
+			req.Header.Set("Access-Control-Request-Method", http.MethodGet)
+		}
+		rec := app.do(req, "192.0.2.1:1")
+		if got := rec.Header().Get(echo.HeaderAccessControlAllowOrigin); got != tt.allowed {
+			t.Errorf("%s %s from %s: allowed %q, want %q", tt.method, tt.path, tt.origin, got, tt.allowed)
 		}
 	}
 }

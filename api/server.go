@@ -58,6 +58,15 @@ type jobStore interface {
 	ConfirmRefund(ctx context.Context, c store.RefundConfirmation) (string, error)
 	MarkRefundSettled(ctx context.Context, id, by, note string) error
 	CostReport(ctx context.Context, from, to time.Time) ([]store.CostDay, error)
+
+	Authenticate(ctx context.Context, keyHash []byte) (store.SiteKey, error)
+	CreateSiteKey(ctx context.Context, k store.NewSiteKey) (store.SiteKey, bool, error)
+	SiteKeys(ctx context.Context) ([]store.SiteKey, error)
+	RevokeSiteKey(ctx context.Context, id string) (store.SiteKey, error)
+	Allow(ctx context.Context, bucket string, perMinute, burst int) (bool, time.Duration, error)
+	ReserveIdempotency(ctx context.Context, site string, keyHash, requestHash []byte, jobID string, lease, ttl time.Duration) (store.Idempotency, error)
+	CompleteIdempotency(ctx context.Context, site string, keyHash []byte, status int, body []byte) error
+	ReleaseIdempotency(ctx context.Context, site string, keyHash []byte) error
 }
 
 var _ jobStore = (*store.Store)(nil)
@@ -122,10 +131,14 @@ func newEcho(d Deps, st jobStore) (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.IPExtractor = s.clientIP()
-	e.Use(d.Metrics.HTTP().Middleware(), middleware.Recover(), middleware.RequestID(), tracing.EchoMiddleware(d.Config), s.requestLog, s.cors())
+	if e.IPExtractor, err = s.clientIP(); err != nil {
+		return nil, err
+	}
+	e.Use(d.Metrics.HTTP().Middleware(), middleware.Recover(), middleware.RequestID(), tracing.EchoMiddleware(d.Config), s.requestLog)
 
-	e.GET("/jobs/:id", s.jobPage)
+	// Customers' routes are limited per client address; job creation per site key.
+	pages := perMinute(s.cfg.RateLimitPage)
+	e.GET("/jobs/:id", s.jobPage, pages)
 	e.GET("/assets/:name", s.asset)
 	if s.cfg.DevPayments { // local runs and tests only: the page's "Pay (simulated)" button
 		s.log.Warn("DEV_PAYMENTS is on: anyone with a job's link can mark it paid; never use it in production")
@@ -136,8 +149,11 @@ func newEcho(d Deps, st jobStore) (*echo.Echo, error) {
 	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
 
 	v1 := e.Group("/v1")
-	v1.POST("/jobs", s.createJob, perMinute(s.cfg.RateLimitCreate), timeout(45*time.Second), middleware.BodyLimit("16K"))
-	v1.GET("/jobs/:id", s.getJob, timeout(10*time.Second))
+	v1.POST("/jobs", s.createJob, s.requireSite, s.limitCreation, timeout(45*time.Second), middleware.BodyLimit("16K"))
+	// The one route a browser calls from a site's own pages: CORS here only.
+	cors := s.cors()
+	v1.GET("/jobs/:id", s.getJob, cors, pages, timeout(10*time.Second))
+	v1.OPTIONS("/jobs/:id", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, cors)
 	downloads := perMinute(s.cfg.RateLimitDownload) // downloads stream: no handler timeout
 	v1.GET("/downloads/:token", s.download, downloads)
 	v1.HEAD("/downloads/:token", s.download, downloads)
@@ -152,6 +168,9 @@ func newEcho(d Deps, st jobStore) (*echo.Echo, error) {
 	admin.POST("/jobs/:id/resend-download", s.adminDownloadAction(jobs.UpdateResendDownload), middleware.BodyLimit("4K"))
 	admin.POST("/jobs/:id/new-download-token", s.adminDownloadAction(jobs.UpdateNewDownloadToken), middleware.BodyLimit("4K"))
 	admin.POST("/jobs/:id/refund-settled", s.adminRefundSettled, middleware.BodyLimit("4K"))
+	admin.GET("/site-keys", s.listSiteKeys)
+	admin.POST("/site-keys", s.createSiteKey, middleware.BodyLimit("4K"))
+	admin.POST("/site-keys/:id/revoke", s.revokeSiteKey)
 	return e, nil
 }
 

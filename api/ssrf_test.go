@@ -81,6 +81,7 @@ func TestSourceImageURLsSSRFMatrix(t *testing.T) {
 		body, _ := json.Marshal(CreateJobRequest{ImageURL: u, Resolution: "4x", ImageWidth: 1000, ImageHeight: 1000})
 		req := httptest.NewRequest(http.MethodPost, "/v1/jobs", strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+testSiteKey)
 		a.reset()
 		rec := a.do(req, "192.0.2.20:1")
 		var out errorBody
@@ -89,6 +90,6 @@ func TestSourceImageURLsSSRFMatrix(t *testing.T) {
 			!strings.HasPrefix(out.Error.Message, "url not allowed: ") {
 			t.Errorf("%q: %d %s, want 422 image_url_not_allowed with the reason", u, rec.Code, rec.Body)
 		}
-		a.noEffect(t)
+		a.noEffect(t, "Authenticate", "Allow") // counted against the key's limit, nothing stored
 	}
 }

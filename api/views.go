@@ -7,23 +7,25 @@ import (
 	"hires/internal/store"
 )
 
-// Price is a job's frozen quote, in integer cents.
+// Price is what a job costs its customer, in integer cents of currency.
 type Price struct {
-	Currency      string `json:"currency"`
-	AmountCents   int64  `json:"amount_cents"`
-	Credits       int64  `json:"credits"`
-	CostCents     int64  `json:"cost_cents"`
-	MarkupPercent int    `json:"markup_percent"`
-	OutputWidth   int    `json:"output_width"`
-	OutputHeight  int    `json:"output_height"`
+	Currency     string `json:"currency"`
+	AmountCents  int64  `json:"amount_cents"`
+	OutputWidth  int    `json:"output_width"`
+	OutputHeight int    `json:"output_height"`
 }
 
 func priceView(j store.Job) Price {
-	return Price{
-		Currency: j.Currency, AmountCents: j.PriceCents, Credits: j.EstimatedCredits,
-		CostCents: j.EstimatedCostCents, MarkupPercent: j.MarkupPercent,
-		OutputWidth: j.OutputWidth, OutputHeight: j.OutputHeight,
-	}
+	return Price{Currency: j.Currency, AmountCents: j.PriceCents, OutputWidth: j.OutputWidth, OutputHeight: j.OutputHeight}
+}
+
+// AdminPrice is the frozen quote with what it is made of: Upsampler's
+// credits and cost, and the shop's markup. Admins only.
+type AdminPrice struct {
+	Price
+	Credits       int64 `json:"credits"`
+	CostCents     int64 `json:"cost_cents"`
+	MarkupPercent int   `json:"markup_percent"`
 }
 
 // CreateJobResponse answers POST /v1/jobs. The access token is returned
@@ -98,9 +100,27 @@ func (s *Server) customerView(j store.Job) JobView {
 	return v
 }
 
+// SiteJobView is what the site that created a job sees: the customer's
+// view and the site's own references, to show its customer where they are.
+type SiteJobView struct {
+	JobView
+	ImageURL      string  `json:"image_url"`
+	PostID        int64   `json:"post_id"`
+	AttachmentID  *int64  `json:"attachment_id"`
+	FailureReason *string `json:"failure_reason,omitempty"`
+}
+
+func (s *Server) siteView(j store.Job) SiteJobView {
+	return SiteJobView{JobView: s.customerView(j), ImageURL: j.ImageURL, PostID: j.PostID,
+		AttachmentID: j.AttachmentID, FailureReason: j.FailureReason}
+}
+
 // AdminJobView is the whole job record, without its secrets.
 type AdminJobView struct {
 	JobView
+	// Price shadows the customer's: admins see cost and margin.
+	Price              AdminPrice `json:"price"`
+	Site               *string    `json:"site"`
 	ImageURL           string     `json:"image_url"`
 	Email              *string    `json:"email"`
 	PostID             int64      `json:"post_id"`
@@ -147,7 +167,8 @@ func (s *Server) adminView(j store.Job) AdminJobView {
 		UpsamplerCostCents: j.UpsamplerCostCents, FailureReason: j.FailureReason, FailureDetail: j.FailureDetail,
 		ResultContentType: j.ResultContentType, ResultBytes: j.ResultBytes, ResultSHA256: j.ResultSHA256,
 		ResultWidth: j.ResultWidth, ResultHeight: j.ResultHeight, DownloadExpiredAt: utc(j.DownloadExpiredAt),
-		WorkflowID: jobs.WorkflowID(j.ID),
+		WorkflowID: jobs.WorkflowID(j.ID), Site: j.Site,
+		Price: AdminPrice{Price: priceView(j), Credits: j.EstimatedCredits, CostCents: j.EstimatedCostCents, MarkupPercent: j.MarkupPercent},
 	}
 	if v.Download != nil {
 		v.Download.URL = "" // admins see the job, not the customer's link

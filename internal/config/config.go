@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -92,12 +93,24 @@ type Config struct {
 	// SiteOrigins may call the API from a browser (CORS), comma-separated,
 	// e.g. https://shop.example.com.
 	SiteOrigins []string `env:"SITE_ORIGINS" envSeparator:","`
-	// Per-client limits, in requests per minute, on job creation and downloads.
-	RateLimitCreate   int `env:"RATE_LIMIT_CREATE" envDefault:"30"`
+	// Limits, in requests per minute. Job creation is limited per site key
+	// (a key may set its own), shared by every API replica through
+	// PostgreSQL; downloads and the customer's page per client address, in
+	// each replica's memory.
+	RateLimitCreate   int `env:"RATE_LIMIT_CREATE" envDefault:"60"`
 	RateLimitDownload int `env:"RATE_LIMIT_DOWNLOAD" envDefault:"120"`
-	// TrustProxyHeaders takes the client's address from X-Forwarded-For (set
-	// it only behind a proxy that sets that header), else from the connection.
-	TrustProxyHeaders bool `env:"TRUST_PROXY_HEADERS"`
+	RateLimitPage     int `env:"RATE_LIMIT_PAGE" envDefault:"120"`
+	// TrustedProxies are the networks (CIDR, or single addresses) of the
+	// reverse proxies in front of the API: only a connection from one of
+	// them has its X-Forwarded-For believed. Empty: the connection's
+	// address is the client's.
+	TrustedProxies []string `env:"TRUSTED_PROXIES" envSeparator:","`
+	// LegacyTrustProxyHeaders is the old, unsafe switch; setting it is an
+	// error that points to TRUSTED_PROXIES.
+	LegacyTrustProxyHeaders string `env:"TRUST_PROXY_HEADERS"`
+	// IdempotencyKeyTTL is how long a site's Idempotency-Key is remembered
+	// (Stripe keeps them 24 hours).
+	IdempotencyKeyTTL time.Duration `env:"IDEMPOTENCY_KEY_TTL" envDefault:"24h"`
 
 	// Worker capacity (0 keeps the Temporal SDK's defaults) and how long
 	// running activities may finish after SIGTERM. The sticky cache keeps
@@ -178,6 +191,7 @@ func LoadEnv(role Role, environ map[string]string) (Config, error) {
 	c.SourceHosts = trimAll(c.SourceHosts)
 	c.UpsamplerResultHosts = trimAll(c.UpsamplerResultHosts)
 	c.SiteOrigins = trimAll(c.SiteOrigins)
+	c.TrustedProxies = trimAll(c.TrustedProxies)
 	c.PublicBaseURL = strings.TrimRight(c.PublicBaseURL, "/")
 	c.UpsamplerBaseURL = strings.TrimRight(c.UpsamplerBaseURL, "/")
 	c.OTLPEndpoint = strings.TrimSpace(c.OTLPEndpoint)
@@ -255,8 +269,20 @@ func (c Config) Validate(role Role) error {
 			errs = append(errs, fmt.Errorf("ADMIN_RETRY_LIMIT must be 1-50 and DOWNLOAD_RESEND_LIMIT 1-100, got %d and %d",
 				c.AdminRetryLimit, c.DownloadResendLimit))
 		}
-		if c.RateLimitCreate <= 0 || c.RateLimitDownload <= 0 {
-			errs = append(errs, errors.New("RATE_LIMIT_CREATE and RATE_LIMIT_DOWNLOAD must be positive"))
+		if c.RateLimitCreate <= 0 || c.RateLimitDownload <= 0 || c.RateLimitPage <= 0 {
+			errs = append(errs, errors.New("RATE_LIMIT_CREATE, RATE_LIMIT_DOWNLOAD and RATE_LIMIT_PAGE must be positive"))
+		}
+		if c.LegacyTrustProxyHeaders != "" {
+			errs = append(errs, errors.New("TRUST_PROXY_HEADERS is no longer read: list the networks of your reverse proxies in TRUSTED_PROXIES"))
+		}
+		if _, err := c.TrustedNetworks(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.IdempotencyKeyTTL < time.Minute {
+			errs = append(errs, fmt.Errorf("IDEMPOTENCY_KEY_TTL must be at least 1m, got %s", c.IdempotencyKeyTTL))
+		}
+		if c.DevPayments && livemode(c.StripeSecretKey) {
+			errs = append(errs, errors.New("DEV_PAYMENTS must not be on with a live Stripe key: it lets anyone mark a job paid"))
 		}
 		for _, o := range c.SiteOrigins {
 			if err := absoluteURL(o); err != nil || strings.Count(o, "/") != 2 {
@@ -317,6 +343,33 @@ func (c Config) Validate(role Role) error {
 // maxRefundAttempts bounds REFUND_ATTENTION_AFTER / REFUND_RETRY_INTERVAL:
 // a refund loop adds about ten history events per attempt.
 const maxRefundAttempts = 200
+
+// TrustedNetworks parses TRUSTED_PROXIES.
+func (c Config) TrustedNetworks() ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, v := range c.TrustedProxies {
+		if !strings.Contains(v, "/") {
+			if ip := net.ParseIP(v); ip != nil {
+				bits := 8 * len(ip.To16())
+				if ip.To4() != nil {
+					ip, bits = ip.To4(), 32
+				}
+				v = fmt.Sprintf("%s/%d", ip, bits)
+			}
+		}
+		_, n, err := net.ParseCIDR(v)
+		if err != nil {
+			return nil, fmt.Errorf("TRUSTED_PROXIES: want networks like 10.0.0.0/8 or addresses, got %q", v)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
+}
+
+// livemode tells a live Stripe key (secret or restricted) from a test one.
+func livemode(key string) bool {
+	return strings.HasPrefix(key, "sk_live_") || strings.HasPrefix(key, "rk_live_")
+}
 
 func absoluteURL(raw string) error {
 	u, err := url.Parse(raw)

@@ -44,6 +44,16 @@ func TestLoad(t *testing.T) {
 		{"no source hosts", RoleAPI, map[string]string{"SOURCE_HOSTS": " , "}, "SOURCE_HOSTS is required"},
 		{"relative public URL", RoleAPI, map[string]string{"PUBLIC_BASE_URL": "/jobs"}, "PUBLIC_BASE_URL"},
 		{"bad currency", RoleAPI, map[string]string{"CURRENCY": "dollars"}, "CURRENCY"},
+		{"no access token secret", RoleWorker, map[string]string{"ACCESS_TOKEN_SECRET": ""}, "ACCESS_TOKEN_SECRET is required"},
+		{"short access token secret", RoleAPI, map[string]string{"ACCESS_TOKEN_SECRET": "short"}, "at least 32"},
+		{"dev payments with a live key", RoleAPI, map[string]string{"DEV_PAYMENTS": "true", "STRIPE_SECRET_KEY": "sk_live_abc"}, "DEV_PAYMENTS must not be on with a live"},
+		{"dev payments with a live restricted key", RoleAPI, map[string]string{"DEV_PAYMENTS": "true", "STRIPE_SECRET_KEY": "rk_live_abc"}, "DEV_PAYMENTS must not"},
+		{"dev payments with a test key", RoleAPI, map[string]string{"DEV_PAYMENTS": "true", "STRIPE_SECRET_KEY": "sk_test_abc"}, ""},
+		{"old proxy switch", RoleAPI, map[string]string{"TRUST_PROXY_HEADERS": "true"}, "TRUSTED_PROXIES"},
+		{"trusted proxies", RoleAPI, map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7, ::1"}, ""},
+		{"malformed trusted proxy", RoleAPI, map[string]string{"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"},
+		{"zero page rate limit", RoleAPI, map[string]string{"RATE_LIMIT_PAGE": "0"}, "RATE_LIMIT_PAGE"},
+		{"short idempotency memory", RoleAPI, map[string]string{"IDEMPOTENCY_KEY_TTL": "5s"}, "IDEMPOTENCY_KEY_TTL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -77,11 +77,14 @@ type Job struct {
 	DownloadedAt          *time.Time         `db:"downloaded_at"`
 	CreatedAt             time.Time          `db:"created_at"`
 	UpdatedAt             time.Time          `db:"updated_at"`
+	// Site created the job (nil for jobs from before site keys).
+	Site *string `db:"site"`
 }
 
 // NewJob is what the API stores when a site asks for a job.
 type NewJob struct {
 	ID                 string
+	Site               string
 	ImageURL           string
 	Resolution         jobs.Resolution
 	Email              string
@@ -92,7 +95,6 @@ type NewJob struct {
 	OutputWidth        int
 	OutputHeight       int
 	AccessTokenHash    []byte
-	IdempotencyKeyHash []byte // nil when the request carried no Idempotency-Key
 	RequestHash        []byte
 	CallbackSecret     string
 	Currency           string
@@ -103,33 +105,30 @@ type NewJob struct {
 	CheckoutExpiresAt  time.Time
 }
 
-// CreateJob inserts a job in awaiting_payment. When a job with the same
-// idempotency key exists it returns that job and created=false instead.
+// CreateJob inserts a job in awaiting_payment. When job n.ID exists (a
+// request resumed under its idempotency key) it returns that job and
+// created=false instead.
 func (s *Store) CreateJob(ctx context.Context, n NewJob) (job Job, created bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var idemArg any
-		if n.IdempotencyKeyHash != nil {
-			idemArg = n.IdempotencyKeyHash
-		}
 		var email any
 		if n.Email != "" {
 			email = n.Email
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO jobs (id, status, image_url, resolution, email, post_id,
 			attachment_id, image_width, image_height, output_width, output_height, access_token_hash,
-			idempotency_key_hash, request_hash, callback_secret, currency, price_cents, markup_percent,
+			site, request_hash, callback_secret, currency, price_cents, markup_percent,
 			estimated_credits, estimated_cost_cents, checkout_expires_at)
 			VALUES ($1,'awaiting_payment',$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
-			ON CONFLICT (idempotency_key_hash) DO NOTHING`,
+			ON CONFLICT (id) DO NOTHING`,
 			n.ID, n.ImageURL, n.Resolution, email, n.PostID, n.AttachmentID, n.ImageWidth, n.ImageHeight,
-			n.OutputWidth, n.OutputHeight, n.AccessTokenHash, idemArg, n.RequestHash, n.CallbackSecret,
+			n.OutputWidth, n.OutputHeight, n.AccessTokenHash, nullable(n.Site), n.RequestHash, n.CallbackSecret,
 			n.Currency, n.PriceCents, n.MarkupPercent, n.EstimatedCredits, n.EstimatedCostCents,
 			n.CheckoutExpiresAt)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			job, err = getJob(ctx, tx, `idempotency_key_hash = $1`, n.IdempotencyKeyHash)
+			job, err = getJob(ctx, tx, `id = $1`, n.ID)
 			return err
 		}
 		created = true
@@ -280,4 +279,12 @@ func (s *Store) Events(ctx context.Context, id string) ([]Event, error) {
 		return nil, fmt.Errorf("store: events: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByName[Event])
+}
+
+// nullable stores an empty string as NULL.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -112,7 +112,7 @@ func newJobInput() store.NewJob {
 		OutputWidth:        2560,
 		OutputHeight:       1920,
 		AccessTokenHash:    hash("access:" + id),
-		IdempotencyKeyHash: hash("idem:" + id),
+		Site:               "shop",
 		RequestHash:        hash("request:" + id),
 		CallbackSecret:     "secret-" + id,
 		Currency:           "usd",
@@ -285,19 +285,19 @@ func TestCreateJob(t *testing.T) {
 				check: func(t *testing.T, n store.NewJob, job store.Job) {
 					assert.Equal(t, ptr(n.Email), job.Email)
 					assert.Equal(t, n.AttachmentID, job.AttachmentID)
-					assert.Equal(t, n.IdempotencyKeyHash, job.IdempotencyKeyHash)
+					assert.Equal(t, ptr(n.Site), job.Site)
 				},
 			},
 			{
-				name: "no email, attachment or idempotency key",
+				name: "no email, attachment or site",
 				modify: func(n *store.NewJob) {
-					n.Email, n.AttachmentID, n.IdempotencyKeyHash = "", nil, nil
+					n.Email, n.AttachmentID, n.Site = "", nil, ""
 					n.Resolution, n.OutputWidth, n.OutputHeight = jobs.Resolution8x, 5120, 3840
 				},
 				check: func(t *testing.T, n store.NewJob, job store.Job) {
 					assert.Nil(t, job.Email, "empty email must be stored as NULL")
 					assert.Nil(t, job.AttachmentID)
-					assert.Nil(t, job.IdempotencyKeyHash)
+					assert.Nil(t, job.Site)
 					assert.Equal(t, jobs.Resolution8x, job.Resolution)
 				},
 			},
@@ -353,27 +353,21 @@ func TestCreateJob(t *testing.T) {
 		}
 	})
 
-	t.Run("same idempotency key returns the existing job", func(t *testing.T) {
+	t.Run("the same ID returns the existing job unchanged", func(t *testing.T) {
 		first := newJobInput()
 		orig := createJob(t, first)
 
-		again := newJobInput() // another ID and request, same key
-		again.IdempotencyKeyHash = first.IdempotencyKeyHash
+		again := first // a resumed request: same ID, whatever else
 		again.ImageURL = "https://images.example.com/other.png"
 		job, created, err := st.CreateJob(ctx, again)
 		require.NoError(t, err)
 		assert.False(t, created)
 		assert.Equal(t, orig, job, "the existing job, unchanged")
-
-		_, err = st.Get(ctx, again.ID)
-		assert.ErrorIs(t, err, store.ErrNotFound, "no second job row")
 		assert.Len(t, events(t, first.ID), 1, "no second audit row")
-		assert.Empty(t, events(t, again.ID))
-		assert.Equal(t, 1, countRows(t, `SELECT count(*) FROM jobs WHERE idempotency_key_hash = $1`, first.IdempotencyKeyHash))
 	})
 
-	t.Run("concurrent requests with one idempotency key create one job", func(t *testing.T) {
-		key := hash("idem:" + uuid.NewString())
+	t.Run("concurrent creations of one ID make one job", func(t *testing.T) {
+		in := newJobInput()
 		const n = 10
 		type result struct {
 			job     store.Job
@@ -385,8 +379,6 @@ func TestCreateJob(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				in := newJobInput()
-				in.IdempotencyKeyHash = key
 				<-start
 				job, created, err := st.CreateJob(ctx, in)
 				results[i] = result{job, created, err}
@@ -397,44 +389,25 @@ func TestCreateJob(t *testing.T) {
 		createdCount := 0
 		for i, r := range results {
 			require.NoError(t, r.err, "caller %d", i)
-			assert.Equal(t, results[0].job.ID, r.job.ID, "caller %d got another job", i)
+			assert.Equal(t, in.ID, r.job.ID, "caller %d got another job", i)
 			if r.created {
 				createdCount++
 			}
 		}
 		assert.Equal(t, 1, createdCount)
-		assert.Equal(t, 1, countRows(t, `SELECT count(*) FROM jobs WHERE idempotency_key_hash = $1`, key))
-		assert.Len(t, events(t, results[0].job.ID), 1)
+		assert.Len(t, events(t, in.ID), 1)
 	})
 
-	t.Run("nil idempotency keys never conflict", func(t *testing.T) {
-		var ids []string
+	t.Run("identical requests are distinct jobs", func(t *testing.T) {
 		for range 3 {
 			n := newJobInput()
-			n.IdempotencyKeyHash = nil
-			n.RequestHash = hash("same request") // identical requests without a key are distinct jobs
+			n.RequestHash = hash("same request")
 			job, created, err := st.CreateJob(ctx, n)
 			require.NoError(t, err)
 			assert.True(t, created)
 			assert.Equal(t, n.ID, job.ID)
-			ids = append(ids, job.ID)
+			assert.Len(t, events(t, job.ID), 1)
 		}
-		for _, id := range ids {
-			assert.Len(t, events(t, id), 1)
-		}
-	})
-
-	t.Run("duplicate ID without idempotency key is an error", func(t *testing.T) {
-		n := newJobInput()
-		n.IdempotencyKeyHash = nil
-		orig := createJob(t, n)
-		n.ImageURL = "https://images.example.com/changed.png"
-		_, created, err := st.CreateJob(ctx, n)
-		require.Error(t, err)
-		assert.False(t, created)
-		assert.Equal(t, "23505", pgCode(err), "unique_violation, got %v", err)
-		assert.Equal(t, orig, getJob(t, n.ID))
-		assert.Len(t, events(t, n.ID), 1)
 	})
 
 	t.Run("database rejects invalid values", func(t *testing.T) {

@@ -6,6 +6,7 @@
 //	hires dev       run the whole stack locally (make run)
 //	hires pay JOB   simulate the customer paying for a job (signed Stripe webhook)
 //	hires expire JOB   simulate the Checkout Session expiring unpaid
+//	hires keys create --name NAME | list | revoke ID   manage site keys (admin API)
 //	hires check URL    exit 0 if URL answers 200 (container health checks)
 package main
 
@@ -52,6 +53,8 @@ func main() {
 		err = dev(ctx, logger)
 	case "pay", "pay-bank", "bank-succeeded", "bank-failed", "expire":
 		err = simulate(ctx, cmd, args)
+	case "keys":
+		err = keys(ctx, args)
 	case "check":
 		err = check(ctx, args)
 	default:
@@ -65,7 +68,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | pay-bank JOB_ID | bank-succeeded JOB_ID | bank-failed JOB_ID | expire JOB_ID | check URL")
+	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | pay-bank JOB_ID | bank-succeeded JOB_ID | bank-failed JOB_ID | expire JOB_ID | keys create|list|revoke | check URL")
 }
 
 func newLogger() *slog.Logger {
@@ -119,14 +122,18 @@ The stack is up (Ctrl-C stops it):
   Sample images        %s   (e.g. %s)
   Mail inbox           %s
 
+The local site's key (set LOCAL_SITE_KEY to choose it; more with "hires keys create --name NAME"):
+  export SITE_KEY=%s
+
 Create a job:
-  curl -s -X POST %s/v1/jobs -H 'Content-Type: application/json' \
+  curl -s -X POST %s/v1/jobs -H "Authorization: Bearer $SITE_KEY" -H 'Content-Type: application/json' \
+    -H 'Idempotency-Key: order-1001' \
     -d '{"image_url":"%s","resolution":"4x","email":"you@example.com","image_width":640,"image_height":480}'
 Open the customer's page, http://127.0.0.1:8080/jobs/<id>?token=<access_token>, and press
 "Pay (simulated)"; or pay from a shell (sends a signed checkout.session.completed):
   make pay JOB=<id>
 `, s.APIURL, s.TemporalAddress, orNone(s.TemporalUIURL), s.StripeURL, orNone(s.UpsamplerURL),
-		orNone(s.SamplesURL), s.SampleImageURL(640, 480), orNone(s.MailWebURL), s.APIURL, s.SampleImageURL(640, 480))
+		orNone(s.SamplesURL), s.SampleImageURL(640, 480), orNone(s.MailWebURL), s.SiteKey, s.APIURL, s.SampleImageURL(640, 480))
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(os.Stderr, "Stopping...")

@@ -93,6 +93,7 @@ func (d *driver) createJob(ctx context.Context) (string, time.Duration, error) {
 		return "", 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+d.s.SiteKey)
 	start := time.Now()
 	resp, err := d.http.Do(req)
 	if err != nil {

@@ -259,7 +259,7 @@ func (d *driver) create(ctx context.Context, r *jobRun) error {
 			}
 		})
 		var out api.CreateJobResponse
-		status, err := d.call(ctx, http.MethodPost, "/v1/jobs", "", body, map[string]string{"Idempotency-Key": p.Key}, &out)
+		status, err := d.call(ctx, http.MethodPost, "/v1/jobs", d.st.siteKey, body, map[string]string{"Idempotency-Key": p.Key}, &out)
 		if err == nil && (status == http.StatusCreated || status == http.StatusOK) {
 			r.id, r.token, r.checkoutAt = out.ID, out.AccessToken, time.Now()
 			return nil

@@ -1,7 +1,9 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"hires/api"
 	"hires/internal/config"
 	"hires/internal/devstack"
 	"hires/internal/jobs"
@@ -80,6 +83,7 @@ type stack struct {
 	hooks       *receiver
 	env         map[string]string
 	apiURL      string
+	siteKey     string // the selling site's, made once the API is up
 	api         *service
 	worker      *service
 	// tc is the admins' Temporal client: terminations, cancellations, and
@@ -352,6 +356,28 @@ func (s *stack) startServices(ctx context.Context, bin string) error {
 			return err
 		}
 	}
+	return s.createSiteKey(ctx)
+}
+
+// createSiteKey gives the run's selling site a key, through the admin API.
+func (s *stack) createSiteKey(ctx context.Context) error {
+	body, _ := json.Marshal(api.CreateSiteKeyRequest{Name: "chaos"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.apiURL+"/v1/admin/site-keys", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.adminToken())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("create site key: %w", err)
+	}
+	defer resp.Body.Close()
+	var k api.SiteKeyView
+	if err := json.NewDecoder(resp.Body).Decode(&k); err != nil || resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("create site key: HTTP %d (%v)", resp.StatusCode, err)
+	}
+	s.siteKey = k.Key
 	return nil
 }
 

@@ -106,7 +106,7 @@ func TestBadInputJobRequestsChangeNothing(t *testing.T) {
 			}
 			before := take(t)
 			var out errorAnswer
-			status := call(t, "POST", "/v1/jobs", "", tt.body, tt.header, &out)
+			status := call(t, "POST", "/v1/jobs", stack.SiteKey, tt.body, tt.header, &out)
 			require.Equal(t, tt.status, status)
 			require.Equal(t, tt.code, out.Error.Code)
 			require.Equal(t, tt.field, out.Error.Field)
@@ -122,7 +122,7 @@ func TestBadInputIdempotencyKeyReusedWithAnotherRequest(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status)
 	before := take(t)
 	var out errorAnswer
-	status = call(t, "POST", "/v1/jobs", "", createReq{ImageURL: stack.SampleImageURL(300, 300), Resolution: "8x",
+	status = call(t, "POST", "/v1/jobs", stack.SiteKey, createReq{ImageURL: stack.SampleImageURL(300, 300), Resolution: "8x",
 		ImageWidth: 300, ImageHeight: 300}, map[string]string{"Idempotency-Key": key}, &out)
 	require.Equal(t, http.StatusUnprocessableEntity, status)
 	require.Equal(t, "idempotency_key_reused", out.Error.Code)

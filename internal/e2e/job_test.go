@@ -36,8 +36,8 @@ func TestPaidJobLifecycle(t *testing.T) {
 	require.Equal(t, jobs.StatusAwaitingPayment, created.Status)
 	require.NotEmpty(t, created.CheckoutURL)
 	require.NotEmpty(t, created.AccessToken)
-	require.Equal(t, api.Price{Currency: "usd", AmountCents: 50, Credits: 1, CostCents: 4, MarkupPercent: 200,
-		OutputWidth: 640, OutputHeight: 480}, created.Price)
+	require.Equal(t, api.Price{Currency: "usd", AmountCents: 50, OutputWidth: 640, OutputHeight: 480}, created.Price)
+	require.Equal(t, api.AdminPrice{Price: created.Price, Credits: 1, CostCents: 4, MarkupPercent: 200}, adminJob(t, created.ID).Price)
 
 	// One Checkout Session at Stripe, keyed by the job, carrying the job ID.
 	sessions := stripe.Effects("POST", "/v1/checkout/sessions")
@@ -62,7 +62,7 @@ func TestPaidJobLifecycle(t *testing.T) {
 
 	// The same request with the same key is the same job; no second session.
 	again, status := newJob(t, w, h, "4x", key)
-	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, http.StatusCreated, status, "the first answer, replayed")
 	require.Equal(t, id, again.ID)
 	require.Equal(t, created.AccessToken, again.AccessToken)
 	require.Equal(t, 1, countKey("POST", "/v1/checkout/sessions", "checkout:"+id))

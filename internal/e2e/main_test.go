@@ -237,7 +237,7 @@ func newJob(t *testing.T, w, h int, res string, idemKey string) (api.CreateJobRe
 	if idemKey != "" {
 		hdr["Idempotency-Key"] = idemKey
 	}
-	status := call(t, "POST", "/v1/jobs", "", createReq{
+	status := call(t, "POST", "/v1/jobs", stack.SiteKey, createReq{
 		ImageURL: stack.SampleImageURL(w, h), Resolution: res, Email: "buyer@example.com",
 		PostID: 42, ImageWidth: w, ImageHeight: h,
 	}, hdr, &out)

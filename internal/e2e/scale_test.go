@@ -72,7 +72,13 @@ func startAPI(t *testing.T, extra ...string) *apiProcess {
 func createAt(base string) (api.CreateJobResponse, int, error) {
 	body, _ := json.Marshal(createReq{ImageURL: stack.SampleImageURL(120, 100), Resolution: "4x",
 		Email: "buyer@example.com", ImageWidth: 120, ImageHeight: 100})
-	resp, err := http.Post(base+"/v1/jobs", "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/jobs", bytes.NewReader(body))
+	if err != nil {
+		return api.CreateJobResponse{}, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+stack.SiteKey)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return api.CreateJobResponse{}, 0, err
 	}

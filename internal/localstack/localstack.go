@@ -25,6 +25,8 @@ import (
 	"hires/internal/devstack"
 	"hires/internal/jobs"
 	"hires/internal/samplesite"
+	"hires/internal/sitekey"
+	"hires/internal/store"
 	"hires/internal/upsamplersim"
 	"hires/worker"
 )
@@ -93,6 +95,9 @@ type Stack struct {
 	Env map[string]string
 	// Upsampler is the stand-in, when started here.
 	Upsampler *upsamplersim.Server
+	// SiteKey is the local selling site's key (LOCAL_SITE_KEY when set,
+	// else a fresh one), registered once the API is up.
+	SiteKey string
 
 	stops []func()
 	errc  chan error
@@ -294,7 +299,32 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err := s.waitHealthy(ctx, "http://"+env["HTTP_ADDR"]+"/healthz"); err != nil {
 		return nil, err
 	}
+	if s.SiteKey, err = registerSiteKey(ctx, env); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// registerSiteKey gives the local site a key (the API has migrated the
+// database by the time it is healthy).
+func registerSiteKey(ctx context.Context, env map[string]string) (string, error) {
+	key := env["LOCAL_SITE_KEY"]
+	if key == "" {
+		key = sitekey.New()
+	}
+	nk, err := api.NewSiteKeyFor(api.CreateSiteKeyRequest{Name: "local"}, key)
+	if err != nil {
+		return "", fmt.Errorf("LOCAL_SITE_KEY: %w", err)
+	}
+	st, err := store.Open(ctx, env["DATABASE_URL"])
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	if _, _, err := st.CreateSiteKey(ctx, nk.Record); err != nil {
+		return "", err
+	}
+	return key, nil
 }
 
 // Done reports the first exit of the API or the worker (an error, or nil

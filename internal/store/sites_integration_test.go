@@ -210,3 +210,39 @@ func TestAllowIsShared(t *testing.T) {
 	_, _, err = st.Allow(ctx, bucket, 0, 1)
 	assert.Error(t, err)
 }
+
+// What the selling site's contract costs each request in the database:
+// go test -tags integration -run '^$' -bench 'SiteKey|Allow|Idempotency' ./internal/store/
+func BenchmarkSiteKeyAuthenticate(b *testing.B) {
+	k := sitekey.New()
+	_, _, err := st.CreateSiteKey(b.Context(), store.NewSiteKey{Site: "bench", Name: "bench", Shown: sitekey.Shown(k), Hash: sitekey.Hash(k)})
+	require.NoError(b, err)
+	for b.Loop() {
+		if _, err := st.Authenticate(b.Context(), sitekey.Hash(k)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAllow(b *testing.B) {
+	bucket := "bench:" + uuid.NewString()
+	for b.Loop() {
+		if _, _, err := st.Allow(b.Context(), bucket, 1_000_000_000, 1_000_000); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIdempotency is a request's reservation and its kept answer.
+func BenchmarkIdempotency(b *testing.B) {
+	site, req, body := "bench-"+uuid.NewString(), hash("request"), []byte(`{"id":"x","status":"awaiting_payment"}`)
+	for b.Loop() {
+		key := hash(uuid.NewString())
+		if _, err := st.ReserveIdempotency(b.Context(), site, key, req, uuid.NewString(), time.Minute, 24*time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		if err := st.CompleteIdempotency(b.Context(), site, key, 201, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

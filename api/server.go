@@ -152,6 +152,7 @@ func newEcho(d Deps, st jobStore) (*echo.Echo, error) {
 	admin.POST("/jobs/:id/resend-download", s.adminDownloadAction(jobs.UpdateResendDownload), middleware.BodyLimit("4K"))
 	admin.POST("/jobs/:id/new-download-token", s.adminDownloadAction(jobs.UpdateNewDownloadToken), middleware.BodyLimit("4K"))
 	admin.POST("/jobs/:id/refund-settled", s.adminRefundSettled, middleware.BodyLimit("4K"))
+	s.webhookAdminRoutes(admin)
 	return e, nil
 }
 

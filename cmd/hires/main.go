@@ -7,6 +7,8 @@
 //	hires pay JOB   simulate the customer paying for a job (signed Stripe webhook)
 //	hires expire JOB   simulate the Checkout Session expiring unpaid
 //	hires check URL    exit 0 if URL answers 200 (container health checks)
+//	hires webhooks create --url U --events a,b   register an event endpoint (prints its secret)
+//	hires webhooks rotate ID                     issue a new secret for an endpoint
 package main
 
 import (
@@ -54,6 +56,8 @@ func main() {
 		err = simulate(ctx, cmd, args)
 	case "check":
 		err = check(ctx, args)
+	case "webhooks":
+		err = webhooks(ctx, args)
 	default:
 		usage()
 		os.Exit(2)
@@ -65,7 +69,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | pay-bank JOB_ID | bank-succeeded JOB_ID | bank-failed JOB_ID | expire JOB_ID | check URL")
+	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | pay-bank JOB_ID | bank-succeeded JOB_ID | bank-failed JOB_ID | expire JOB_ID | check URL | webhooks create --url URL --events TYPE,... | webhooks rotate ID")
 }
 
 func newLogger() *slog.Logger {

@@ -44,6 +44,9 @@ func TestLoad(t *testing.T) {
 		{"no source hosts", RoleAPI, map[string]string{"SOURCE_HOSTS": " , "}, "SOURCE_HOSTS is required"},
 		{"relative public URL", RoleAPI, map[string]string{"PUBLIC_BASE_URL": "/jobs"}, "PUBLIC_BASE_URL"},
 		{"bad currency", RoleAPI, map[string]string{"CURRENCY": "dollars"}, "CURRENCY"},
+		{"no secret overlap", RoleAPI, map[string]string{"WEBHOOK_SECRET_OVERLAP": "0s"}, ""},
+		{"negative secret overlap", RoleAPI, map[string]string{"WEBHOOK_SECRET_OVERLAP": "-1h"}, "WEBHOOK_SECRET_OVERLAP"},
+		{"secret overlap beyond 30 days", RoleAPI, map[string]string{"WEBHOOK_SECRET_OVERLAP": "721h"}, "WEBHOOK_SECRET_OVERLAP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

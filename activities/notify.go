@@ -123,34 +123,61 @@ type DeliverEventInput struct {
 	At      time.Time // when it happened (workflow time), so retries send the same event
 }
 
-// DeliverEvent POSTs the event to every configured endpoint that has not
-// acknowledged it yet. Its ID is stable per job, type and attempt, so
-// receivers can deduplicate what at-least-once delivery repeats.
+// DeliverEvent stores the event (its ID is stable per job, type and
+// attempt; its bytes are those of the first try) and POSTs it to every
+// enabled endpoint subscribed to its type that has not settled it yet,
+// logging each attempt. Delivery is at least once: receivers deduplicate on
+// the ID. Endpoints and their secrets are read from the database, so none
+// of them passes through Temporal.
 func (a *Activities) DeliverEvent(ctx context.Context, in DeliverEventInput) error {
-	if !a.Events.Enabled() {
-		return nil
+	if a.Events == nil {
+		return nil // events are off (tests of other activities)
+	}
+	typ := events.Type(in.Type)
+	if !typ.Valid() {
+		return temporal.NewNonRetryableApplicationError("unknown event type "+in.Type, ErrTypeNotificationRejected, nil)
 	}
 	job, err := a.Store.Get(ctx, in.JobID)
 	if err != nil {
 		return storeErr(err)
 	}
-	e := events.New(events.Type(in.Type), job.ID, in.Attempt, in.At, eventData(job))
+	body, err := events.New(typ, job.ID, in.Attempt, in.At, eventData(job)).Marshal()
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotificationRejected, err)
+	}
+	var ev store.StoredEvent
+	err = keepRecording(ctx, func(ctx context.Context) (err error) {
+		ev, err = a.Store.SaveEvent(ctx, store.StoredEvent{ID: events.NewID(job.ID, typ, in.Attempt), Type: typ, JobID: job.ID, Payload: body})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	eps, err := a.Store.Endpoints(ctx, typ)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	retry := false
-	for _, url := range a.Events.URLs() {
-		key := fmt.Sprintf("event:%s:%d:%s", in.Type, in.Attempt, url)
-		if sent, err := a.Store.Notified(ctx, in.JobID, key); err != nil {
+	for _, ep := range eps {
+		if settled, err := a.Store.Settled(ctx, ep.ID, ev.ID); err != nil {
 			return err
-		} else if sent {
+		} else if settled {
 			continue
 		}
-		if err := a.Events.Deliver(ctx, url, e); err != nil {
-			errs = append(errs, err)
+		res, err := a.Events.Deliver(ctx, ep, ev.ID, ev.Payload)
+		d := store.Delivery{
+			EndpointID: ep.ID, EventID: ev.ID, Outcome: events.OutcomeOf(err), StatusCode: res.StatusCode,
+			Error: events.LogError(err), DurationMS: res.Duration.Milliseconds(),
+		}
+		// The log is also the record of what was acknowledged: keep it
+		// through a database outage, or the event would be sent again.
+		if lerr := keepRecording(ctx, func(ctx context.Context) error { _, err := a.Store.LogDelivery(ctx, d); return err }); lerr != nil {
+			return lerr
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("endpoint %s: %w", ep.ID, err))
 			retry = retry || events.Retryable(err)
-			continue
-		}
-		if err := keepRecording(ctx, func(ctx context.Context) error { return a.Store.RecordNotification(ctx, in.JobID, key) }); err != nil {
-			return err
 		}
 	}
 	switch err := errors.Join(errs...); {

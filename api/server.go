@@ -171,6 +171,7 @@ func newEcho(d Deps, st jobStore) (*echo.Echo, error) {
 	admin.GET("/site-keys", s.listSiteKeys)
 	admin.POST("/site-keys", s.createSiteKey, middleware.BodyLimit("4K"))
 	admin.POST("/site-keys/:id/revoke", s.revokeSiteKey)
+	s.webhookAdminRoutes(admin)
 	return e, nil
 }
 

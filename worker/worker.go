@@ -99,10 +99,6 @@ func NewActivities(cfg config.Config, st *store.Store) (*activities.Activities, 
 	if err != nil {
 		return nil, fmt.Errorf("UPSAMPLER_RESULT_HOSTS: %w", err)
 	}
-	sender, err := events.NewSender(cfg.EventWebhookURLs, cfg.EventWebhookSecret, nil)
-	if err != nil {
-		return nil, fmt.Errorf("EVENT_WEBHOOK_URLS: %w", err)
-	}
 	mailer, err := mail.New(mail.Config{
 		Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
 		TLS: cfg.SMTPTLS, From: cfg.MailFrom, AdminCopy: cfg.AdminEmail,
@@ -111,7 +107,8 @@ func NewActivities(cfg config.Config, st *store.Store) (*activities.Activities, 
 		return nil, fmt.Errorf("SMTP settings: %w", err)
 	}
 	return &activities.Activities{
-		Events:         sender,
+		// Endpoints and their secrets are read from the database per event.
+		Events:         events.NewSender(nil),
 		Mailer:         mailer,
 		SiteName:       cfg.SiteName,
 		Store:          st,

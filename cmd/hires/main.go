@@ -8,6 +8,8 @@
 //	hires expire JOB   simulate the Checkout Session expiring unpaid
 //	hires keys create --name NAME | list | revoke ID   manage site keys (admin API)
 //	hires check URL    exit 0 if URL answers 200 (container health checks)
+//	hires webhooks create --url U --events a,b   register an event endpoint (prints its secret)
+//	hires webhooks rotate ID                     issue a new secret for an endpoint
 package main
 
 import (
@@ -57,6 +59,8 @@ func main() {
 		err = keys(ctx, args)
 	case "check":
 		err = check(ctx, args)
+	case "webhooks":
+		err = webhooks(ctx, args)
 	default:
 		usage()
 		os.Exit(2)
@@ -68,7 +72,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | pay-bank JOB_ID | bank-succeeded JOB_ID | bank-failed JOB_ID | expire JOB_ID | keys create|list|revoke | check URL")
+	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | pay-bank JOB_ID | bank-succeeded JOB_ID | bank-failed JOB_ID | expire JOB_ID | keys create|list|revoke | webhooks create|rotate | check URL")
 }
 
 func newLogger() *slog.Logger {

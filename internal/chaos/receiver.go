@@ -2,48 +2,57 @@ package chaos
 
 import (
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
-	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"hires/internal/events"
 )
 
 // receiver is the integration-event endpoint of the run. It verifies every
-// delivery's signature and refuses the first delivery of a share of the
+// delivery's signature with the Standard Webhooks library and refuses the first delivery of a share of the
 // events (503), chosen from the seed and the event ID, so that retries
 // happen too; it keeps every delivery it accepted, repeats included.
 type receiver struct {
 	srv        *httptest.Server
-	secret     []byte
 	seed       int64
 	refuseRate float64
 
 	mu       sync.Mutex
-	attempts map[string]int // by event ID
+	verifier *standardwebhooks.Webhook // nil until the endpoint is registered
+	attempts map[string]int            // by event ID
 	accepted []Delivery
 	refused  int
 	invalid  int
 }
 
-func newReceiver(secret string, seed int64, refuseRate float64) *receiver {
-	r := &receiver{secret: []byte(secret), seed: seed, refuseRate: refuseRate, attempts: map[string]int{}}
+func newReceiver(seed int64, refuseRate float64) *receiver {
+	r := &receiver{seed: seed, refuseRate: refuseRate, attempts: map[string]int{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	return r
 }
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
-	if err := events.Verify(r.secret, req.Header.Get(events.HeaderSignature), body, events.DefaultTolerance, time.Now()); err != nil {
+	r.mu.Lock()
+	v := r.verifier
+	r.mu.Unlock()
+	if v == nil {
+		http.Error(w, "not registered yet", http.StatusServiceUnavailable)
+		return
+	}
+	if err := v.Verify(body, req.Header); err != nil {
 		r.count(&r.invalid)
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	var e events.Event
-	if err := json.Unmarshal(body, &e); err != nil || e.ID != req.Header.Get(events.HeaderEventID) {
+	if err := json.Unmarshal(body, &e); err != nil || e.ID != req.Header.Get(events.HeaderID) {
 		r.count(&r.invalid)
 		http.Error(w, "bad event", http.StatusBadRequest)
 		return
@@ -56,8 +65,20 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "try again", http.StatusServiceUnavailable)
 		return
 	}
-	r.accepted = append(r.accepted, Delivery{ID: e.ID, JobID: e.JobID, Type: string(e.Type), Attempt: e.Data.Attempt})
+	r.accepted = append(r.accepted, Delivery{ID: e.ID, JobID: e.Data.JobID, Type: string(e.Type), Attempt: e.Data.Attempt})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// setSecret gives the receiver the secret its endpoint was issued.
+func (r *receiver) setSecret(secret string) error {
+	v, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return fmt.Errorf("event receiver: %w", err)
+	}
+	r.mu.Lock()
+	r.verifier = v
+	r.mu.Unlock()
+	return nil
 }
 
 // refuses decides from the seed whether the first delivery of id fails.

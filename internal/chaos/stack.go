@@ -21,12 +21,14 @@ import (
 	"hires/api"
 	"hires/internal/config"
 	"hires/internal/devstack"
+	"hires/internal/events"
 	"hires/internal/jobs"
 	"hires/internal/localstack"
 	"hires/internal/samplesite"
 	"hires/internal/stripetest"
 	"hires/internal/temporalclient"
 	"hires/internal/upsamplersim"
+	"hires/internal/webhookclient"
 )
 
 // Settings are the service's durations in a run: short, so that hundreds
@@ -65,8 +67,6 @@ var DefaultSettings = Settings{
 	ReconcileInterval: 10 * time.Second,
 	ReconcileGrace:    30 * time.Second,
 }
-
-const eventSecret = "chaos-event-secret"
 
 // stack is every component of a run. The API and the worker are processes
 // of the `hires` binary; PostgreSQL and Temporal can be restarted in place.
@@ -138,7 +138,7 @@ func startStack(ctx context.Context, dir string, st Settings, b upsamplersim.Beh
 	if err != nil {
 		return nil, err
 	}
-	s.hooks = newReceiver(eventSecret, seed, 0.3)
+	s.hooks = newReceiver(seed, 0.3)
 	s.onStop(s.hooks.close)
 	samples, err := s.serve(samplesite.Handler())
 	if err != nil {
@@ -150,7 +150,25 @@ func startStack(ctx context.Context, dir string, st Settings, b upsamplersim.Beh
 	if err := s.configure(st, samples); err != nil {
 		return nil, err
 	}
-	return s, s.startServices(ctx, bin)
+	if err := s.startServices(ctx, bin); err != nil {
+		return nil, err
+	}
+	return s, s.registerReceiver(ctx)
+}
+
+// registerReceiver makes the run's receiver an endpoint of every event
+// type, through the admin API as an operator would, and hands it the secret.
+func (s *stack) registerReceiver(ctx context.Context) error {
+	c := webhookclient.Client{BaseURL: s.apiURL, Token: s.adminToken()}
+	types := make([]string, len(events.Types))
+	for i, t := range events.Types {
+		types[i] = string(t)
+	}
+	ep, err := c.Create(ctx, s.hooks.srv.URL+"/hooks", "chaos receiver", types)
+	if err != nil {
+		return fmt.Errorf("register the event receiver: %w", err)
+	}
+	return s.hooks.setSecret(ep.Secret)
 }
 
 // parallel runs fs at once and joins their errors.
@@ -308,8 +326,6 @@ func (s *stack) configure(st Settings, samples string) error {
 		"ADMIN_EMAIL":                "admin@localhost",
 		"ADMIN_TOKEN":                localstack.LocalAdminToken,
 		"ACCESS_TOKEN_SECRET":        localstack.LocalAccessTokenSecret,
-		"EVENT_WEBHOOK_URLS":         s.hooks.srv.URL + "/hooks",
-		"EVENT_WEBHOOK_SECRET":       eventSecret,
 		"PAYMENT_TIMEOUT":            st.PaymentTimeout.String(),
 		"PROCESSING_TIMEOUT":         st.ProcessingTimeout.String(),
 		"UPSAMPLER_POLL_INTERVAL":    st.PollInterval.String(),

@@ -132,9 +132,11 @@ type Config struct {
 	S3AccessKeyID     string `env:"S3_ACCESS_KEY_ID"`
 	S3SecretAccessKey string `env:"S3_SECRET_ACCESS_KEY"`
 
-	// Integration events, POSTed by the worker to each URL, signed with the secret.
-	EventWebhookURLs   []string `env:"EVENT_WEBHOOK_URLS" envSeparator:","`
-	EventWebhookSecret string   `env:"EVENT_WEBHOOK_SECRET"`
+	// WebhookSecretOverlap is how long an integration-event endpoint's
+	// previous secret keeps signing deliveries after a rotation, so that
+	// receivers can switch secrets without losing events. The endpoints
+	// themselves live in the database (admin API /v1/admin/webhooks).
+	WebhookSecretOverlap time.Duration `env:"WEBHOOK_SECRET_OVERLAP" envDefault:"24h"`
 
 	// Tracing (OpenTelemetry), exported by OTLP/HTTP; off while both
 	// endpoints are empty. OTLPEndpoint is the collector's base URL
@@ -289,6 +291,9 @@ func (c Config) Validate(role Role) error {
 				errs = append(errs, fmt.Errorf("SITE_ORIGINS: want origins like https://shop.example.com, got %q", o))
 				break
 			}
+		}
+		if c.WebhookSecretOverlap < 0 || c.WebhookSecretOverlap > 30*24*time.Hour {
+			errs = append(errs, fmt.Errorf("WEBHOOK_SECRET_OVERLAP must be between 0 and 720h, got %s", c.WebhookSecretOverlap))
 		}
 		if c.MaxOutputMegapixels <= 0 {
 			errs = append(errs, errors.New("MAX_OUTPUT_MEGAPIXELS must be positive"))

@@ -54,6 +54,9 @@ func TestLoad(t *testing.T) {
 		{"malformed trusted proxy", RoleAPI, map[string]string{"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"},
 		{"zero page rate limit", RoleAPI, map[string]string{"RATE_LIMIT_PAGE": "0"}, "RATE_LIMIT_PAGE"},
 		{"short idempotency memory", RoleAPI, map[string]string{"IDEMPOTENCY_KEY_TTL": "5s"}, "IDEMPOTENCY_KEY_TTL"},
+		{"no secret overlap", RoleAPI, map[string]string{"WEBHOOK_SECRET_OVERLAP": "0s"}, ""},
+		{"negative secret overlap", RoleAPI, map[string]string{"WEBHOOK_SECRET_OVERLAP": "-1h"}, "WEBHOOK_SECRET_OVERLAP"},
+		{"secret overlap beyond 30 days", RoleAPI, map[string]string{"WEBHOOK_SECRET_OVERLAP": "721h"}, "WEBHOOK_SECRET_OVERLAP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,10 +21,13 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"hires/api"
+	"hires/internal/events"
+	"hires/internal/events/eventschema"
 	"hires/internal/localstack"
 	"hires/internal/paysim"
 	"hires/internal/stripetest"
 	"hires/internal/temporalclient"
+	"hires/internal/webhookclient"
 )
 
 // Test durations: short enough to watch a whole life, long enough for a
@@ -79,7 +82,12 @@ func run(m *testing.M) int {
 	}
 	defer appLog.Close()
 
-	hooks = newReceiver()
+	schemas, err := eventschema.Load(eventschema.Dir())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	hooks = newReceiver(schemas, true)
 	defer hooks.srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -103,8 +111,6 @@ func run(m *testing.M) int {
 			"EXPIRY_REMINDER_LEAD":       reminderLead.String(),
 			"RATE_LIMIT_CREATE":          "100000", // the tests create jobs fast, from one address
 			"RATE_LIMIT_DOWNLOAD":        "100000",
-			"EVENT_WEBHOOK_URLS":         hooks.srv.URL + "/hooks",
-			"EVENT_WEBHOOK_SECRET":       eventSecret,
 		},
 		DataDir:        filepath.Join(dir, "data"),
 		NoWorker:       true, // the worker runs as its own process, so tests can kill it
@@ -138,6 +144,10 @@ func run(m *testing.M) int {
 	}
 	defer func() { worker.stop() }()
 	worker = w
+	if err := registerReceiver(ctx, hooks, "e2e receiver", events.Types); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	fmt.Fprintf(os.Stderr, "e2e: stack up in %s\n", time.Since(start).Round(time.Millisecond))
 	temporal, err = temporalclient.Dial(stack.TemporalAddress, "default", newLogger(logFile))
 	if err != nil {
@@ -223,6 +233,21 @@ func call(t *testing.T, method, path, bearer string, body any, header map[string
 }
 
 func admin() string { return stack.Env["ADMIN_TOKEN"] }
+
+// registerReceiver makes r an endpoint for types through the admin API and
+// hands it the secret it was issued.
+func registerReceiver(ctx context.Context, r *receiver, description string, types []events.Type) error {
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = string(t)
+	}
+	c := webhookclient.Client{BaseURL: stack.APIURL, Token: admin()}
+	ep, err := c.Create(ctx, r.srv.URL+"/hooks", description, names)
+	if err != nil {
+		return fmt.Errorf("register %s: %w", description, err)
+	}
+	return r.trust(ep.Secret)
+}
 
 func paysimOptions() paysim.Options {
 	return paysim.Options{APIURL: stack.APIURL, AdminToken: admin(), WebhookSecret: stack.Env["STRIPE_WEBHOOK_SECRET"]}

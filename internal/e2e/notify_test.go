@@ -112,8 +112,8 @@ func TestDeliveredJobEmailsAndEvents(t *testing.T) {
 
 	got := waitEvents(t, created.ID, 3)
 	// Deliveries run concurrently and are retried: they may arrive in any
-	// order; created_at orders them, as receivers are told to.
-	slices.SortStableFunc(got, func(a, b events.Event) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	// order; timestamp orders them, as receivers are told to.
+	slices.SortStableFunc(got, func(a, b events.Event) int { return a.Timestamp.Compare(b.Timestamp) })
 	var types []string
 	for _, e := range got {
 		types = append(types, string(e.Type))
@@ -139,7 +139,7 @@ func TestFailedJobEmailsTheRefund(t *testing.T) {
 	require.Contains(t, refund[0].Text, fmt.Sprintf("USD %d.%02d", *j.RefundAmountCents/100, *j.RefundAmountCents%100))
 	require.NotContains(t, refund[0].Text, *j.FailureDetail, "no internal detail in the customer's email")
 	got := waitEvents(t, created.ID, 3)
-	slices.SortStableFunc(got, func(a, b events.Event) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	slices.SortStableFunc(got, func(a, b events.Event) int { return a.Timestamp.Compare(b.Timestamp) })
 	require.Equal(t, events.Type(jobs.HookJobFailed), got[2].Type)
 	require.Equal(t, jobs.ReasonUpsamplerFailed, got[2].Data.FailureReason)
 }

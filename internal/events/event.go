@@ -4,6 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -18,34 +22,53 @@ const (
 	JobFailed        Type = "job.failed"        // smi_job_failed
 )
 
-// Types lists every event type.
+// Types lists every event type: the catalogue, documented in docs/events.md
+// with a JSON Schema each in docs/events/<type>.schema.json.
 var Types = []Type{JobCreated, PaymentCompleted, JobCompleted, JobFailed}
 
 // Valid reports whether t is one of Types.
-func (t Type) Valid() bool {
-	for _, v := range Types {
-		if t == v {
-			return true
+func (t Type) Valid() bool { return slices.Contains(Types, t) }
+
+// ParseTypes checks names against the catalogue and returns them without
+// repeats, in catalogue order. An empty list is an error: an endpoint that
+// subscribes to nothing is a mistake.
+func ParseTypes(names []string) ([]Type, error) {
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%w: no event types", ErrInvalidEndpoint)
+	}
+	seen := map[Type]bool{}
+	for _, n := range names {
+		t := Type(strings.TrimSpace(n))
+		if !t.Valid() {
+			return nil, fmt.Errorf("%w: unknown event type %q", ErrInvalidEndpoint, n)
+		}
+		seen[t] = true
+	}
+	var out []Type
+	for _, t := range Types {
+		if seen[t] {
+			out = append(out, t)
 		}
 	}
-	return false
+	return out, nil
 }
 
-// Event is the JSON document POSTed to receivers. It holds only plain
-// values, so a workflow can build it deterministically (CreatedAt from
-// workflow.Now) and hand it to an activity; every delivery attempt then
-// sends the same bytes.
+// Event is the JSON document POSTed to receivers, in the shape the Standard
+// Webhooks specification suggests: {type, timestamp, data}, plus the id that
+// is also the webhook-id header. It holds only plain values, so a workflow
+// can build it deterministically (Timestamp from workflow.Now).
 type Event struct {
 	ID        string    `json:"id"`
 	Type      Type      `json:"type"`
-	CreatedAt time.Time `json:"created_at"`
-	JobID     string    `json:"job_id"`
+	Timestamp time.Time `json:"timestamp"`
 	Data      Data      `json:"data"`
 }
 
 // Data carries an event's details; fields that do not apply stay zero and
-// are left out of the JSON. Amounts are in the currency's minor unit.
+// are left out of the JSON. Amounts are in the currency's minor unit. It
+// never carries emails, download links or tokens.
 type Data struct {
+	JobID             string     `json:"job_id"`
 	Status            string     `json:"status,omitempty"`
 	Resolution        string     `json:"resolution,omitempty"`
 	PriceCents        int64      `json:"price_cents,omitempty"`
@@ -59,23 +82,36 @@ type Data struct {
 }
 
 // New builds an event with its stable ID (see NewID). at should come from
-// workflow.Now inside a workflow; it is stored in UTC. attempt is also
-// recorded in d.Attempt.
+// workflow.Now inside a workflow; it is stored in UTC. jobID and attempt are
+// also recorded in d.
 func New(t Type, jobID string, attempt int, at time.Time, d Data) Event {
-	d.Attempt = attempt
-	return Event{
-		ID:        NewID(jobID, t, attempt),
-		Type:      t,
-		CreatedAt: at.UTC(),
-		JobID:     jobID,
-		Data:      d,
+	d.JobID, d.Attempt = jobID, attempt
+	return Event{ID: NewID(jobID, t, attempt), Type: t, Timestamp: at.UTC(), Data: d}
+}
+
+// Marshal checks the event and returns the bytes every delivery of it sends.
+func (e Event) Marshal() ([]byte, error) {
+	switch {
+	case e.ID == "":
+		return nil, fmt.Errorf("%w: no id", ErrInvalidEvent)
+	case !e.Type.Valid():
+		return nil, fmt.Errorf("%w: unknown type %q", ErrInvalidEvent, e.Type)
+	case e.Data.JobID == "":
+		return nil, fmt.Errorf("%w: no job id", ErrInvalidEvent)
+	case e.Timestamp.IsZero():
+		return nil, fmt.Errorf("%w: no timestamp", ErrInvalidEvent)
 	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	}
+	return b, nil
 }
 
 // NewID derives an event's ID from its job, type and attempt: "evt_" and the
 // hex of the first 16 bytes of a SHA-256 over them. The same inputs always
 // give the same ID, so a retried delivery or a replayed workflow sends the
-// same ID and receivers can deduplicate on it.
+// same ID (the webhook-id header) and receivers can deduplicate on it.
 //
 // attempt tells apart repeated occurrences of one type for one job: it is
 // the job's processing attempt, so that the job.failed of a job that was

@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -81,15 +82,15 @@ func TestEventJSON(t *testing.T) {
 	at := time.Date(2026, 1, 1, 1, 0, 0, 0, time.FixedZone("CET", 3600))
 	exp := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	e := New(JobCompleted, "job-1", 1, at, Data{Status: "completed", Resolution: "4x", DownloadExpiresAt: &exp})
-	if e.ID != NewID("job-1", JobCompleted, 1) || e.Data.Attempt != 1 {
+	if e.ID != NewID("job-1", JobCompleted, 1) || e.Data.Attempt != 1 || e.Data.JobID != "job-1" {
 		t.Fatalf("New = %+v", e)
 	}
-	b, err := json.Marshal(e)
+	b, err := e.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"id":"` + e.ID + `","type":"job.completed","created_at":"2026-01-01T00:00:00Z","job_id":"job-1",` +
-		`"data":{"status":"completed","resolution":"4x","download_expires_at":"2026-01-02T00:00:00Z","attempt":1}}`
+	want := `{"id":"` + e.ID + `","type":"job.completed","timestamp":"2026-01-01T00:00:00Z",` +
+		`"data":{"job_id":"job-1","status":"completed","resolution":"4x","download_expires_at":"2026-01-02T00:00:00Z","attempt":1}}`
 	if string(b) != want {
 		t.Fatalf("JSON\n got %s\nwant %s", b, want)
 	}
@@ -97,8 +98,29 @@ func TestEventJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	b2, _ := json.Marshal(back)
+	b2, _ := back.Marshal()
 	if string(b2) != string(b) {
 		t.Fatalf("round trip changed the body:\n%s\n%s", b, b2)
+	}
+}
+
+func TestMarshalRefusesIncompleteEvents(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*Event)
+	}{
+		{"no id", func(e *Event) { e.ID = "" }},
+		{"unknown type", func(e *Event) { e.Type = "job.exploded" }},
+		{"no job", func(e *Event) { e.Data.JobID = "" }},
+		{"no timestamp", func(e *Event) { e.Timestamp = time.Time{} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := New(JobCreated, "job-1", 0, time.Now(), Data{})
+			tt.change(&e)
+			if _, err := e.Marshal(); !errors.Is(err, ErrInvalidEvent) {
+				t.Fatalf("Marshal = %v, want ErrInvalidEvent", err)
+			}
+		})
 	}
 }

@@ -3,13 +3,10 @@ package events
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,105 +24,27 @@ const (
 // Errors a DeliveryError wraps to say why a delivery failed; a network error
 // or timeout is wrapped as it is.
 var (
-	ErrUnknownURL   = errors.New("events: URL is not a configured endpoint")
 	ErrInvalidEvent = errors.New("events: invalid event")
 	ErrRejected     = errors.New("events: receiver rejected the event")
 	ErrUnavailable  = errors.New("events: receiver unavailable")
 )
 
-// Sender POSTs signed events to the configured endpoints. It is safe for
-// concurrent use.
+// Sender POSTs signed events to endpoints. It is safe for concurrent use.
 type Sender struct {
-	urls   []string
-	secret []byte
 	client *http.Client
 	now    func() time.Time
 }
 
-// NewSender checks the endpoints and returns a Sender for them. Each URL
-// must be an absolute http or https URL without user info; blank entries are
-// skipped and repeats dropped. A non-empty secret is required when there is
-// at least one URL; with none the Sender is disabled. A nil client means one
-// with DefaultTimeout. The Sender never follows redirects, whatever the
-// client's CheckRedirect says.
-func NewSender(urls []string, secret string, client *http.Client) (*Sender, error) {
-	s := &Sender{secret: []byte(secret), now: time.Now}
-	var errs []error
-	for i, raw := range urls {
-		raw = strings.TrimSpace(raw)
-		if raw == "" || slices.Contains(s.urls, raw) {
-			continue
-		}
-		if err := checkURL(raw); err != nil {
-			errs = append(errs, fmt.Errorf("events: endpoint %d: %w", i+1, err))
-			continue
-		}
-		s.urls = append(s.urls, raw)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if len(s.urls) > 0 && secret == "" {
-		return nil, errors.New("events: a signing secret is required when endpoints are configured")
-	}
+// NewSender returns a Sender using client; nil means one with
+// DefaultTimeout. The Sender never follows redirects, whatever the client's
+// CheckRedirect says: a redirect could carry the event to another host.
+func NewSender(client *http.Client) *Sender {
 	if client == nil {
 		client = &http.Client{Timeout: DefaultTimeout}
 	}
 	c := *client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	s.client = &c
-	return s, nil
-}
-
-// checkURL's errors never repeat the URL's user info, query or path, which
-// may hold credentials.
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a valid URL")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return errors.New("scheme must be http or https")
-	}
-	if u.Opaque != "" || u.Hostname() == "" {
-		return errors.New("must be an absolute URL with a host")
-	}
-	if u.User != nil {
-		return fmt.Errorf("%s: must not carry user info", redact(u))
-	}
-	return nil
-}
-
-// redact shows a URL without user info, path or query, which may hold
-// credentials (some services put their token in the path).
-func redact(u *url.URL) string {
-	s := u.Scheme + "://" + u.Host
-	if u.Path != "" && u.Path != "/" {
-		s += "/…"
-	}
-	if u.RawQuery != "" {
-		s += "?…"
-	}
-	return s
-}
-
-func redactString(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	return redact(u)
-}
-
-// Enabled reports whether any endpoint is configured.
-func (s *Sender) Enabled() bool { return s != nil && len(s.urls) > 0 }
-
-// URLs returns the configured endpoints, in order.
-func (s *Sender) URLs() []string {
-	if s == nil {
-		return nil
-	}
-	return slices.Clone(s.urls)
+	return &Sender{client: &c, now: time.Now}
 }
 
 // DeliveryError describes a failed delivery. Its message shows the endpoint
@@ -136,7 +55,7 @@ type DeliveryError struct {
 	StatusCode int           // the receiver's answer, 0 if none
 	Body       string        // start of the answer's body, cleaned
 	RetryAfter time.Duration // from a Retry-After header, 0 if none
-	Err        error         // ErrUnknownURL, ErrInvalidEvent, ErrRejected, ErrUnavailable, or a network error
+	Err        error         // ErrInvalidEndpoint, ErrRejected, ErrUnavailable, or a network error
 	retryable  bool
 }
 
@@ -160,8 +79,8 @@ func (e *DeliveryError) Unwrap() error { return e.Err }
 // Retryable reports whether a delivery that failed with err may succeed if
 // tried again: true for network errors, timeouts and answers 408, 429 and
 // 5xx; false for nil, for other answers (the receiver rejected the event; a
-// caller may still want to record that) and for an unknown URL or invalid
-// event. Errors not from Deliver count as retryable.
+// caller may still want to record that) and for an invalid endpoint. Errors
+// not from Deliver count as retryable.
 func Retryable(err error) bool {
 	if err == nil {
 		return false
@@ -173,33 +92,39 @@ func Retryable(err error) bool {
 	return true
 }
 
-// Deliver makes one attempt to POST e to endpoint, which must be one of URLs(),
-// signed with a fresh timestamp. Any 2xx answer is success. Retries are the
-// caller's (a Temporal activity's) business; use Retryable on the error.
-func (s *Sender) Deliver(ctx context.Context, endpoint string, e Event) error {
+// Result describes one delivery attempt, failed or not, for the log.
+type Result struct {
+	StatusCode int           // the receiver's answer, 0 if none
+	Duration   time.Duration // from sending the request to reading the answer
+}
+
+// Deliver makes one attempt to POST body, the stored bytes of event id, to
+// ep, signed afresh with every secret valid now. Any 2xx answer is success.
+// Retries are the caller's (a Temporal activity's) business; use Retryable
+// on the error.
+func (s *Sender) Deliver(ctx context.Context, ep Endpoint, id string, body []byte) (Result, error) {
 	fail := func(err error) *DeliveryError {
-		return &DeliveryError{EventID: e.ID, URL: redactString(endpoint), Err: err}
+		return &DeliveryError{EventID: id, URL: Redact(ep.URL), Err: err}
 	}
-	if !s.Enabled() || !slices.Contains(s.urls, endpoint) {
-		return fail(ErrUnknownURL)
+	if err := CheckURL(ep.URL); err != nil {
+		return Result{}, fail(err)
 	}
-	if err := e.check(); err != nil {
-		return fail(err)
-	}
-	body, err := json.Marshal(e)
+	now := s.now()
+	sig, err := Sign(id, now, body, ep.SigningSecrets(now)...)
 	if err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrInvalidEvent, err))
+		return Result{}, fail(err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
 	if err != nil {
-		return fail(err)
+		return Result{}, fail(err)
 	}
 	req.Header.Set("Content-Type", ContentType)
 	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set(HeaderEventID, e.ID)
-	req.Header.Set(HeaderEventType, string(e.Type))
-	req.Header.Set(HeaderSignature, Sign(s.secret, s.now(), body))
+	req.Header.Set(HeaderID, id)
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(HeaderSignature, sig)
 
+	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {
 		// *url.Error repeats the whole URL; keep only its cause.
@@ -209,16 +134,19 @@ func (s *Sender) Deliver(ctx context.Context, endpoint string, e Event) error {
 		}
 		de := fail(err)
 		de.retryable = true
-		return de
+		return Result{Duration: time.Since(start)}, de
 	}
 	defer resp.Body.Close()
+	res := Result{StatusCode: resp.StatusCode}
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
-		return nil
+		res.Duration = time.Since(start)
+		return res, nil
 	}
 
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	res.Duration = time.Since(start)
 	de := fail(ErrRejected)
 	de.StatusCode = resp.StatusCode
 	de.Body = clean(snippet)
@@ -228,21 +156,7 @@ func (s *Sender) Deliver(ctx context.Context, endpoint string, e Event) error {
 		de.retryable = true
 		de.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), s.now())
 	}
-	return de
-}
-
-func (e Event) check() error {
-	switch {
-	case e.ID == "":
-		return fmt.Errorf("%w: no id", ErrInvalidEvent)
-	case !e.Type.Valid():
-		return fmt.Errorf("%w: unknown type %q", ErrInvalidEvent, e.Type)
-	case e.JobID == "":
-		return fmt.Errorf("%w: no job id", ErrInvalidEvent)
-	case e.CreatedAt.IsZero():
-		return fmt.Errorf("%w: no created_at", ErrInvalidEvent)
-	}
-	return nil
+	return res, de
 }
 
 // clean makes a receiver's answer safe to put in a log line.
@@ -273,4 +187,41 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// Outcome is how a delivery attempt ended, as the delivery log records it.
+type Outcome string
+
+// The outcomes of an attempt.
+const (
+	Delivered Outcome = "delivered" // a 2xx answer: the endpoint acknowledged the event
+	Failed    Outcome = "failed"    // retryable: no answer, 408, 429 or 5xx
+	Rejected  Outcome = "rejected"  // for good: another answer, or an invalid endpoint
+)
+
+// OutcomeOf classifies the error of Deliver.
+func OutcomeOf(err error) Outcome {
+	switch {
+	case err == nil:
+		return Delivered
+	case Retryable(err):
+		return Failed
+	}
+	return Rejected
+}
+
+// maxLogError bounds the error text kept in the delivery log.
+const maxLogError = 300
+
+// LogError is err's message cut short for the delivery log ("" for nil).
+// Deliver's errors show no secret and the URL redacted.
+func LogError(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := strings.TrimPrefix(err.Error(), "events: ")
+	if len(s) > maxLogError {
+		s = strings.ToValidUTF8(s[:maxLogError], "") + "…"
+	}
+	return s
 }

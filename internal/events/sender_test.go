@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,11 +13,33 @@ import (
 	"time"
 )
 
-const senderSecret = "s3cr3t-signing-value"
+var (
+	testNow      = time.Unix(1767225600, 0) // 2026-01-01T00:00:00Z
+	senderSecret = NewSecret()
+)
 
 func testEvent() Event {
 	exp := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	return New(JobCompleted, "job-1", 1, testNow, Data{Status: "completed", Resolution: "4x", DownloadExpiresAt: &exp})
+}
+
+func testBody(t *testing.T) []byte {
+	t.Helper()
+	b, err := testEvent().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func endpoint(url string) Endpoint {
+	return Endpoint{ID: "ep-1", URL: url, Types: Types, Secret: senderSecret}
+}
+
+// deliver sends the test event to url once.
+func deliver(t *testing.T, s *Sender, ctx context.Context, url string) (Result, error) {
+	t.Helper()
+	return s.Deliver(ctx, endpoint(url), testEvent().ID, testBody(t))
 }
 
 // receiver is an httptest endpoint answering with a fixed status and body,
@@ -62,15 +83,6 @@ func status(code int, body string) http.HandlerFunc {
 	}
 }
 
-func mustSender(t *testing.T, urls []string, client *http.Client) *Sender {
-	t.Helper()
-	s, err := NewSender(urls, senderSecret, client)
-	if err != nil {
-		t.Fatalf("NewSender: %v", err)
-	}
-	return s
-}
-
 // checkSafe fails if an error message shows the secret or the parts of an
 // endpoint that may hold credentials.
 func checkSafe(t *testing.T, err error, hidden ...string) {
@@ -85,129 +97,11 @@ func checkSafe(t *testing.T, err error, hidden ...string) {
 	}
 }
 
-func TestNewSender(t *testing.T) {
-	tests := []struct {
-		name    string
-		urls    []string
-		secret  string
-		want    []string // nil with ok: disabled
-		wantErr bool
-	}{
-		{name: "none", urls: nil, secret: ""},
-		{name: "blank entries only", urls: []string{"", "  "}, secret: ""},
-		{name: "one https", urls: []string{"https://hooks.example.com/hires"}, secret: "x", want: []string{"https://hooks.example.com/hires"}},
-		{name: "http with port and query", urls: []string{"http://127.0.0.1:8080/in?token=abc"}, secret: "x", want: []string{"http://127.0.0.1:8080/in?token=abc"}},
-		{name: "trimmed, blanks skipped, repeats dropped", urls: []string{" https://a.example/h ", "", "https://b.example/h", "https://a.example/h"}, secret: "x",
-			want: []string{"https://a.example/h", "https://b.example/h"}},
-		{name: "upper-case scheme", urls: []string{"HTTPS://a.example/h"}, secret: "x", want: []string{"HTTPS://a.example/h"}},
-
-		{name: "URLs without secret", urls: []string{"https://a.example/h"}, secret: "", wantErr: true},
-		{name: "ftp", urls: []string{"ftp://a.example/h"}, secret: "x", wantErr: true},
-		{name: "no scheme", urls: []string{"a.example/h"}, secret: "x", wantErr: true},
-		{name: "relative", urls: []string{"/hooks"}, secret: "x", wantErr: true},
-		{name: "no host", urls: []string{"https:///h"}, secret: "x", wantErr: true},
-		{name: "port only", urls: []string{"http://:8080/h"}, secret: "x", wantErr: true},
-		{name: "opaque", urls: []string{"https:a.example"}, secret: "x", wantErr: true},
-		{name: "user info", urls: []string{"https://user:hunter2@a.example/h"}, secret: "x", wantErr: true},
-		{name: "user only", urls: []string{"https://hunter2@a.example/h"}, secret: "x", wantErr: true},
-		{name: "unparsable", urls: []string{"http://a.example/%zz?token=hunter2"}, secret: "x", wantErr: true},
-		{name: "one bad among good", urls: []string{"https://a.example/h", "javascript:alert(1)"}, secret: "x", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := NewSender(tt.urls, tt.secret, nil)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("NewSender(%q) = nil error", tt.urls)
-				}
-				checkSafe(t, err, "hunter2")
-				return
-			}
-			if err != nil {
-				t.Fatalf("NewSender: %v", err)
-			}
-			if got := s.URLs(); fmt.Sprint(got) != fmt.Sprint(tt.want) {
-				t.Fatalf("URLs = %q, want %q", got, tt.want)
-			}
-			if s.Enabled() != (len(tt.want) > 0) {
-				t.Fatalf("Enabled = %v", s.Enabled())
-			}
-		})
-	}
-}
-
-func TestSenderAccessors(t *testing.T) {
-	var nilSender *Sender
-	if nilSender.Enabled() || nilSender.URLs() != nil {
-		t.Fatal("nil Sender is not disabled")
-	}
-	s := mustSender(t, []string{"https://a.example/h"}, nil)
-	s.URLs()[0] = "https://evil.example/"
-	if s.URLs()[0] != "https://a.example/h" {
-		t.Fatal("URLs exposes the Sender's slice")
-	}
+func TestNewSenderKeepsCallersClient(t *testing.T) {
 	client := &http.Client{Timeout: time.Second}
-	mustSender(t, []string{"https://a.example/h"}, client)
+	NewSender(client)
 	if client.CheckRedirect != nil {
 		t.Fatal("NewSender changed the caller's client")
-	}
-}
-
-func TestDeliverRequest(t *testing.T) {
-	rc := newReceiver(t, status(http.StatusNoContent, ""))
-	s := mustSender(t, []string{rc.URL + "/hooks"}, rc.Client())
-	clock := testNow
-	s.now = func() time.Time { return clock }
-
-	e := testEvent()
-	if err := s.Deliver(context.Background(), rc.URL+"/hooks", e); err != nil {
-		t.Fatalf("Deliver: %v", err)
-	}
-	clock = clock.Add(90 * time.Second) // a retry, later
-	if err := s.Deliver(context.Background(), rc.URL+"/hooks", e); err != nil {
-		t.Fatalf("Deliver again: %v", err)
-	}
-
-	reqs := rc.requests()
-	if len(reqs) != 2 {
-		t.Fatalf("receiver got %d requests, want 2", len(reqs))
-	}
-	for i, r := range reqs {
-		if r.method != http.MethodPost {
-			t.Errorf("method %s", r.method)
-		}
-		for k, want := range map[string]string{
-			"Content-Type":     "application/json",
-			"User-Agent":       "hires-events/1",
-			"Hires-Event-Id":   e.ID,
-			"Hires-Event-Type": "job.completed",
-		} {
-			if got := r.header.Get(k); got != want {
-				t.Errorf("request %d: %s = %q, want %q", i, k, got, want)
-			}
-		}
-		sig := r.header.Get("Hires-Signature")
-		when := testNow.Add(time.Duration(i) * 90 * time.Second)
-		if err := Verify([]byte(senderSecret), sig, r.body, DefaultTolerance, when); err != nil {
-			t.Errorf("request %d: Verify(%q) = %v", i, sig, err)
-		}
-		if err := Verify([]byte("other"), sig, r.body, DefaultTolerance, when); !errors.Is(err, ErrBadSignature) {
-			t.Errorf("request %d: verified with the wrong secret: %v", i, err)
-		}
-		var got Event
-		if err := json.Unmarshal(r.body, &got); err != nil {
-			t.Fatalf("body %s: %v", r.body, err)
-		}
-		if got.ID != e.ID || got.Type != e.Type || got.JobID != e.JobID || !got.CreatedAt.Equal(e.CreatedAt) ||
-			got.Data.Status != "completed" || got.Data.DownloadExpiresAt == nil || got.Data.Attempt != 1 {
-			t.Errorf("body decoded to %+v", got)
-		}
-	}
-	if string(reqs[0].body) != string(reqs[1].body) {
-		t.Errorf("a retry sent a different body:\n%s\n%s", reqs[0].body, reqs[1].body)
-	}
-	if reqs[0].header.Get("Hires-Signature") == reqs[1].header.Get("Hires-Signature") {
-		t.Error("a retry reused the old signature timestamp")
 	}
 }
 
@@ -240,9 +134,18 @@ func TestDeliverStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.code), func(t *testing.T) {
 			rc := newReceiver(t, status(tt.code, "receiver says\x1b[31m no\n"))
-			endpoint := rc.URL + "/secret-path?token=hunter2"
-			s := mustSender(t, []string{endpoint}, rc.Client())
-			err := s.Deliver(context.Background(), endpoint, testEvent())
+			s := NewSender(rc.Client())
+			res, err := deliver(t, s, context.Background(), rc.URL+"/secret-path?token=hunter2")
+			if res.StatusCode != tt.code {
+				t.Fatalf("Result.StatusCode = %d, want %d", res.StatusCode, tt.code)
+			}
+			wantOutcome := map[bool]Outcome{true: Failed, false: Rejected}[tt.retryable]
+			if tt.ok {
+				wantOutcome = Delivered
+			}
+			if got := OutcomeOf(err); got != wantOutcome {
+				t.Fatalf("OutcomeOf = %s, want %s", got, wantOutcome)
+			}
 			if tt.ok {
 				if err != nil {
 					t.Fatalf("Deliver = %v, want success", err)
@@ -301,10 +204,10 @@ func TestDeliverRetryAfter(t *testing.T) {
 				}
 				w.WriteHeader(http.StatusTooManyRequests)
 			})
-			s := mustSender(t, []string{rc.URL}, rc.Client())
+			s := NewSender(rc.Client())
 			s.now = func() time.Time { return testNow }
 			var de *DeliveryError
-			if err := s.Deliver(context.Background(), rc.URL, testEvent()); !errors.As(err, &de) {
+			if _, err := deliver(t, s, context.Background(), rc.URL); !errors.As(err, &de) {
 				t.Fatalf("Deliver = %v", err)
 			}
 			if de.RetryAfter != tt.want {
@@ -316,9 +219,9 @@ func TestDeliverRetryAfter(t *testing.T) {
 
 func TestDeliverCapsErrorBody(t *testing.T) {
 	rc := newReceiver(t, status(http.StatusBadRequest, strings.Repeat("é", 1<<20)))
-	s := mustSender(t, []string{rc.URL}, rc.Client())
+	s := NewSender(rc.Client())
 	var de *DeliveryError
-	if err := s.Deliver(context.Background(), rc.URL, testEvent()); !errors.As(err, &de) {
+	if _, err := deliver(t, s, context.Background(), rc.URL); !errors.As(err, &de) {
 		t.Fatalf("Deliver = %v", err)
 	}
 	if len(de.Body) > maxErrorBody || len(de.Body) < maxErrorBody-4 {
@@ -364,9 +267,9 @@ func TestDeliverNetworkErrors(t *testing.T) {
 				ctx, cancel = tt.ctx()
 			}
 			defer cancel()
-			s := mustSender(t, []string{tt.endpoint}, tt.client)
+			s := NewSender(tt.client)
 			start := time.Now()
-			err := s.Deliver(ctx, tt.endpoint, testEvent())
+			_, err := deliver(t, s, ctx, tt.endpoint)
 			if err == nil {
 				t.Fatal("Deliver succeeded")
 			}
@@ -388,40 +291,25 @@ func TestDeliverNetworkErrors(t *testing.T) {
 	}
 }
 
-func TestDeliverRefuses(t *testing.T) {
+func TestDeliverRefusesBadEndpoints(t *testing.T) {
 	rc := newReceiver(t, status(http.StatusOK, ""))
-	s := mustSender(t, []string{rc.URL}, rc.Client())
-	disabled := mustSender(t, nil, nil)
-	valid := testEvent()
-
+	s := NewSender(rc.Client())
 	tests := []struct {
-		name     string
-		sender   *Sender
-		endpoint string
-		event    func(Event) Event
-		want     error
+		name string
+		ep   func(Endpoint) Endpoint
 	}{
-		{"unconfigured URL", s, rc.URL + "/other", nil, ErrUnknownURL},
-		{"disabled sender", disabled, rc.URL, nil, ErrUnknownURL},
-		{"nil sender", nil, rc.URL, nil, ErrUnknownURL},
-		{"no id", s, rc.URL, func(e Event) Event { e.ID = ""; return e }, ErrInvalidEvent},
-		{"unknown type", s, rc.URL, func(e Event) Event { e.Type = "job.exploded"; return e }, ErrInvalidEvent},
-		{"no job", s, rc.URL, func(e Event) Event { e.JobID = ""; return e }, ErrInvalidEvent},
-		{"no time", s, rc.URL, func(e Event) Event { e.CreatedAt = time.Time{}; return e }, ErrInvalidEvent},
+		{"user info", func(e Endpoint) Endpoint { e.URL = strings.Replace(rc.URL, "://", "://u:hunter2@", 1); return e }},
+		{"ftp", func(e Endpoint) Endpoint { e.URL = "ftp://example.com/"; return e }},
+		{"no secret", func(e Endpoint) Endpoint { e.Secret = ""; return e }},
+		{"secret not base64", func(e Endpoint) Endpoint { e.Secret = "whsec_hunter2!"; return e }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := valid
-			if tt.event != nil {
-				e = tt.event(e)
+			_, err := s.Deliver(context.Background(), tt.ep(endpoint(rc.URL)), testEvent().ID, testBody(t))
+			if !errors.Is(err, ErrInvalidEndpoint) || Retryable(err) || OutcomeOf(err) != Rejected {
+				t.Fatalf("Deliver = %v, want a permanent ErrInvalidEndpoint", err)
 			}
-			err := tt.sender.Deliver(context.Background(), tt.endpoint, e)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("Deliver = %v, want %v", err, tt.want)
-			}
-			if Retryable(err) {
-				t.Fatalf("Retryable(%v) = true", err)
-			}
+			checkSafe(t, err, "hunter2")
 		})
 	}
 	if n := len(rc.requests()); n != 0 {
@@ -437,8 +325,8 @@ func TestDeliverDoesNotFollowRedirects(t *testing.T) {
 				http.Redirect(w, r, target.URL, code)
 			})
 			// Even a client that would follow redirects.
-			s := mustSender(t, []string{rc.URL}, &http.Client{Timeout: 5 * time.Second})
-			err := s.Deliver(context.Background(), rc.URL, testEvent())
+			s := NewSender(&http.Client{Timeout: 5 * time.Second})
+			_, err := deliver(t, s, context.Background(), rc.URL)
 			if !errors.Is(err, ErrRejected) || Retryable(err) {
 				t.Fatalf("Deliver = %v, want a permanent rejection", err)
 			}
@@ -460,7 +348,7 @@ func TestRetryable(t *testing.T) {
 		{"context canceled", context.Canceled, true},
 		{"permanent", &DeliveryError{Err: ErrRejected, StatusCode: 400}, false},
 		{"retryable", &DeliveryError{Err: ErrUnavailable, StatusCode: 503, retryable: true}, true},
-		{"wrapped permanent", fmt.Errorf("x: %w", &DeliveryError{Err: ErrUnknownURL}), false},
+		{"wrapped permanent", fmt.Errorf("x: %w", &DeliveryError{Err: ErrInvalidEndpoint}), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

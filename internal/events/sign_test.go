@@ -1,112 +1,151 @@
 package events
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-var (
-	testSecret = []byte("whsec_test")
-	testNow    = time.Unix(1767225600, 0) // 2026-01-01T00:00:00Z
-	testBody   = []byte(`{"id":"evt_1"}`)
-)
-
-func TestSignKnownAnswer(t *testing.T) {
-	// Computed independently: HMAC-SHA256("whsec_test", "1767225600." + body).
-	want := "t=1767225600,v1=45b40331de0325606dc5400202ade162460fbe48daf9401adfdcd0d7b4f35470"
-	if got := Sign(testSecret, testNow, testBody); got != want {
-		t.Fatalf("Sign = %q, want %q", got, want)
+// verify checks a delivery with the specification's own library, as a
+// receiver would.
+func verify(secret string, body []byte, h http.Header) error {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return err
 	}
-	if got := Sign(testSecret, testNow.Add(999*time.Millisecond), testBody); got != want {
-		t.Fatalf("Sign ignores sub-second time: got %q", got)
-	}
+	return wh.Verify(body, h)
 }
 
-func TestVerify(t *testing.T) {
-	good := Sign(testSecret, testNow, testBody)
-	v1 := func(secret string) string {
-		_, sig, _ := strings.Cut(Sign([]byte(secret), testNow, testBody), ",")
-		return sig
-	}
-	ts := "t=1767225600"
-
+func TestSignVerifiesWithTheLibrary(t *testing.T) {
+	current, previous, other := NewSecret(), NewSecret(), NewSecret()
+	body := []byte(`{"id":"evt_1"}`)
+	now := time.Now()
 	tests := []struct {
-		name      string
-		secret    []byte
-		header    string
-		body      []byte
-		tolerance time.Duration
-		now       time.Time
-		want      error
+		name     string
+		secrets  []string
+		verifies []string // secrets the receiver may hold
+		fails    []string
 	}{
-		{name: "round trip", header: good},
-		{name: "round trip, within tolerance", header: good, now: testNow.Add(DefaultTolerance)},
-		{name: "round trip, slightly ahead", header: good, now: testNow.Add(-time.Minute)},
-		{name: "spaces around parts", header: " t=1767225600 , " + v1("whsec_test") + " "},
-		{name: "parts in any order", header: v1("whsec_test") + "," + ts},
-		{name: "unknown scheme ignored", header: ts + ",v0=abc," + v1("whsec_test")},
-		{name: "rotation, new secret first", header: ts + "," + v1("whsec_test") + "," + v1("whsec_old")},
-		{name: "rotation, new secret second", header: ts + "," + v1("whsec_old") + "," + v1("whsec_test")},
-		{name: "rotation, receiver holds old secret", secret: []byte("whsec_old"), header: ts + "," + v1("whsec_test") + "," + v1("whsec_old")},
-		{name: "rotation, neither secret", header: ts + "," + v1("whsec_a") + "," + v1("whsec_b"), want: ErrBadSignature},
-		{name: "tolerance zero skips time check", header: good, tolerance: -1, now: testNow.Add(24 * time.Hour)},
-		{name: "empty body", header: Sign(testSecret, testNow, nil), body: []byte{}},
-
-		{name: "tampered body", header: good, body: []byte(`{"id":"evt_2"}`), want: ErrBadSignature},
-		{name: "body with trailing newline", header: good, body: []byte(`{"id":"evt_1"}` + "\n"), want: ErrBadSignature},
-		{name: "wrong secret", secret: []byte("whsec_other"), header: good, want: ErrBadSignature},
-		{name: "tampered timestamp", header: "t=1767225601," + v1("whsec_test"), want: ErrBadSignature},
-		{name: "timestamp with leading zero", header: "t=01767225600," + v1("whsec_test"), want: ErrBadSignature},
-		{name: "signature of another body", header: ts + ",v1=" + strings.Repeat("0", 64), want: ErrBadSignature},
-		{name: "too old", header: good, now: testNow.Add(DefaultTolerance + time.Second), want: ErrTooOld},
-		{name: "too old, bad signature reported first", header: ts + ",v1=" + strings.Repeat("0", 64), now: testNow.Add(time.Hour), want: ErrBadSignature},
-		{name: "too far in the future", header: good, now: testNow.Add(-DefaultTolerance - time.Second), want: ErrTooNew},
-
-		{name: "missing header", header: "", want: ErrMissingSignature},
-		{name: "blank header", header: "   ", want: ErrMissingSignature},
-		{name: "no secret", secret: []byte{}, header: good, want: ErrNoSecret},
-		{name: "no timestamp", header: v1("whsec_test"), want: ErrMalformedHeader},
-		{name: "no v1", header: ts, want: ErrMalformedHeader},
-		{name: "only unknown scheme", header: ts + ",v0=abc", want: ErrMalformedHeader},
-		{name: "two timestamps", header: ts + ",t=1767225601," + v1("whsec_test"), want: ErrMalformedHeader},
-		{name: "timestamp not a number", header: "t=soon," + v1("whsec_test"), want: ErrMalformedHeader},
-		{name: "negative timestamp", header: "t=-1," + v1("whsec_test"), want: ErrMalformedHeader},
-		{name: "signed timestamp", header: "t=+1767225600," + v1("whsec_test"), want: ErrMalformedHeader},
-		{name: "huge timestamp", header: "t=99999999999999999999," + v1("whsec_test"), want: ErrMalformedHeader},
-		{name: "empty timestamp", header: "t=," + v1("whsec_test"), want: ErrMalformedHeader},
-		{name: "v1 not hex", header: ts + ",v1=zz" + strings.Repeat("0", 62), want: ErrMalformedHeader},
-		{name: "v1 too short", header: ts + ",v1=abcd", want: ErrMalformedHeader},
-		{name: "part without =", header: ts + ",garbage," + v1("whsec_test"), want: ErrMalformedHeader},
-		{name: "semicolons", header: strings.ReplaceAll(good, ",", ";"), want: ErrMalformedHeader},
-		{name: "header too long", header: good + strings.Repeat(",x=y", 2000), want: ErrMalformedHeader},
-		{name: "not a signature at all", header: "Bearer abc", want: ErrMalformedHeader},
+		{"one secret", []string{current}, []string{current}, []string{previous, other}},
+		{"two secrets", []string{current, previous}, []string{current, previous}, []string{other}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			secret := testSecret
-			if tt.secret != nil {
-				secret = tt.secret
+			sig, err := Sign("evt_1", now, body, tt.secrets...)
+			if err != nil {
+				t.Fatal(err)
 			}
-			body := testBody
-			if tt.body != nil {
-				body = tt.body
+			parts := strings.Split(sig, " ")
+			if len(parts) != len(tt.secrets) {
+				t.Fatalf("signature %q has %d parts, want %d", sig, len(parts), len(tt.secrets))
 			}
-			tol := DefaultTolerance
-			if tt.tolerance != 0 {
-				tol = tt.tolerance
+			for _, p := range parts {
+				if !strings.HasPrefix(p, "v1,") {
+					t.Fatalf("signature part %q does not start with v1,", p)
+				}
 			}
-			now := testNow
-			if !tt.now.IsZero() {
-				now = tt.now
+			h := http.Header{}
+			h.Set(HeaderID, "evt_1")
+			h.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+			h.Set(HeaderSignature, sig)
+			for _, s := range tt.verifies {
+				if err := verify(s, body, h); err != nil {
+					t.Errorf("Verify with a valid secret: %v", err)
+				}
 			}
-			err := Verify(secret, tt.header, body, tol, now)
-			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
-				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			for _, s := range tt.fails {
+				if err := verify(s, body, h); !errors.Is(err, standardwebhooks.ErrNoMatchingSignature) {
+					t.Errorf("Verify with another secret = %v", err)
+				}
 			}
-			if err != nil && len(secret) > 0 && strings.Contains(err.Error(), string(secret)) {
-				t.Fatalf("error %q contains the secret", err)
+			// The id and the body are signed.
+			h.Set(HeaderID, "evt_2")
+			if err := verify(tt.secrets[0], body, h); err == nil {
+				t.Error("verified under another webhook-id")
+			}
+			h.Set(HeaderID, "evt_1")
+			if err := verify(tt.secrets[0], append([]byte(" "), body...), h); err == nil {
+				t.Error("verified another body")
+			}
+		})
+	}
+	if _, err := Sign("evt_1", now, body); !errors.Is(err, ErrInvalidEndpoint) {
+		t.Fatalf("Sign without secrets = %v", err)
+	}
+}
+
+func TestDeliverRequest(t *testing.T) {
+	rc := newReceiver(t, status(http.StatusNoContent, ""))
+	s := NewSender(rc.Client())
+	previous := NewSecret()
+	now := time.Now()
+	inOverlap, expired := now.Add(time.Hour), now.Add(-time.Second)
+	tests := []struct {
+		name       string
+		prevExpiry *time.Time
+		signatures int
+	}{
+		{"no rotation", nil, 1},
+		{"in the overlap", &inOverlap, 2},
+		{"overlap over", &expired, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep := endpoint(rc.URL + "/hooks")
+			if tt.prevExpiry != nil {
+				ep.PreviousSecret, ep.PreviousExpiresAt = previous, tt.prevExpiry
+			}
+			body := testBody(t)
+			for range 2 { // a retry sends the same bytes and id, signed afresh
+				res, err := s.Deliver(context.Background(), ep, testEvent().ID, body)
+				if err != nil || res.StatusCode != http.StatusNoContent {
+					t.Fatalf("Deliver = %+v, %v", res, err)
+				}
+			}
+			reqs := rc.requests()
+			rc.mu.Lock()
+			rc.reqs = nil
+			rc.mu.Unlock()
+			if len(reqs) != 2 {
+				t.Fatalf("receiver got %d requests, want 2", len(reqs))
+			}
+			for i, r := range reqs {
+				for k, want := range map[string]string{
+					"Content-Type": "application/json",
+					"User-Agent":   UserAgent,
+					"webhook-id":   testEvent().ID,
+				} {
+					if got := r.header.Get(k); got != want {
+						t.Errorf("request %d: %s = %q, want %q", i, k, got, want)
+					}
+				}
+				if n := len(strings.Split(r.header.Get(HeaderSignature), " ")); n != tt.signatures {
+					t.Errorf("request %d: %d signatures, want %d", i, n, tt.signatures)
+				}
+				if err := verify(ep.Secret, r.body, r.header); err != nil {
+					t.Errorf("request %d: Verify with the current secret: %v", i, err)
+				}
+				err := verify(previous, r.body, r.header)
+				if tt.signatures == 2 && err != nil {
+					t.Errorf("request %d: Verify with the previous secret in the overlap: %v", i, err)
+				}
+				if tt.signatures == 1 && err == nil {
+					t.Errorf("request %d: the previous secret verifies outside the overlap", i)
+				}
+				if string(r.body) != string(body) {
+					t.Errorf("request %d: body changed:\n%s\n%s", i, r.body, body)
+				}
+				var got Event
+				if err := json.Unmarshal(r.body, &got); err != nil || got.ID != testEvent().ID || got.Data.JobID != "job-1" {
+					t.Errorf("body decoded to %+v, %v", got, err)
+				}
 			}
 		})
 	}

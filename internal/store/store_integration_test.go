@@ -264,7 +264,8 @@ func TestMigrateIsIdempotentAndSafeConcurrently(t *testing.T) {
 	require.NoError(t, err)
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	assert.Equal(t, []string{"goose_db_version", "job_events", "jobs", "notifications", "stripe_events"}, tables)
+	assert.Equal(t, []string{"goose_db_version", "idempotency_keys", "job_events", "jobs", "notifications", "rate_limits",
+		"site_keys", "stripe_events", "webhook_deliveries", "webhook_endpoints", "webhook_events"}, tables)
 }
 
 // ---------------------------------------------------------------------------

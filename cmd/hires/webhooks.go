@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"strings"
+	"time"
+
+	"hires/internal/localstack"
+	"hires/internal/webhookclient"
+)
+
+// webhooks manages integration-event endpoints through the admin API:
+//
+//	hires webhooks create --url U --events a,b [--description D]
+//	hires webhooks rotate ENDPOINT_ID
+//
+// It prints the endpoint as JSON, with its secret: the only time it is shown.
+func webhooks(ctx context.Context, args []string) error {
+	const usage = "usage: hires webhooks create --url URL --events TYPE,... [--description TEXT] | rotate ENDPOINT_ID"
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	fs := flag.NewFlagSet("webhooks "+args[0], flag.ContinueOnError)
+	apiURL := fs.String("api", envOr("PUBLIC_BASE_URL", "http://127.0.0.1:8080"), "API base URL")
+	url := fs.String("url", "", "endpoint URL (create)")
+	types := fs.String("events", "", "comma-separated event types (create)")
+	desc := fs.String("description", "", "what the endpoint is for (create)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	c := webhookclient.Client{BaseURL: *apiURL, Token: envOr("ADMIN_TOKEN", localstack.LocalAdminToken)}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var (
+		ep  webhookclient.Endpoint
+		err error
+	)
+	switch {
+	case args[0] == "create" && fs.NArg() == 0 && *url != "" && *types != "":
+		ep, err = c.Create(ctx, *url, *desc, strings.Split(*types, ","))
+	case args[0] == "rotate" && fs.NArg() == 1:
+		ep, err = c.Rotate(ctx, fs.Arg(0))
+	default:
+		return errors.New(usage)
+	}
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(ep)
+}

@@ -1,0 +1,115 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"hires/api"
+	"hires/internal/events"
+	"hires/internal/jobs"
+	"hires/internal/store"
+	"hires/internal/webhookclient"
+)
+
+// An endpoint registered through the admin API gets only the types it
+// subscribed to, signed per Standard Webhooks; after a rotation each
+// delivery verifies with either secret; the log shows every attempt; a
+// manual redelivery repeats the event byte for byte under its webhook-id.
+func TestWebhookEndpointLifecycle(t *testing.T) {
+	ctx := context.Background()
+	r := newReceiver(hooks.schemas, false)
+	defer r.srv.Close()
+	var ep api.WebhookEndpoint
+	require.Equal(t, http.StatusCreated, call(t, "POST", "/v1/admin/webhooks", admin(), map[string]any{
+		"url": r.srv.URL + "/money", "description": "accounting", "event_types": []string{"payment.completed", "job.completed"},
+	}, nil, &ep))
+	require.NoError(t, r.trust(ep.Secret))
+	require.Equal(t, []events.Type{events.PaymentCompleted, events.JobCompleted}, ep.EventTypes)
+
+	created := paidJob(t)
+	waitFor(t, created.ID, 30*time.Second, "completed", func(j api.AdminJob) bool { return j.Status == jobs.StatusCompleted })
+	// The suite's receiver, subscribed to everything, sees job.created;
+	// once it has all three, this one has had its chance at all of them.
+	waitEvents(t, created.ID, 3)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(r.of(created.ID)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := r.of(created.ID)
+	require.Len(t, got, 2, "payment.completed and job.completed only")
+	types := map[events.Type]events.Event{}
+	for _, e := range got {
+		types[e.Type] = e
+		require.Equal(t, events.NewID(created.ID, e.Type, 0), e.ID)
+	}
+	require.Contains(t, types, events.PaymentCompleted)
+	require.Contains(t, types, events.JobCompleted)
+	require.Empty(t, r.invalidRequests())
+	completed := types[events.JobCompleted]
+	first := r.deliveriesOf(completed.ID)
+	require.Len(t, first, 1)
+	require.NotContains(t, first[0].signature, " ", "one secret, one signature")
+
+	// Rotate: the receiver now checks each delivery against the old and
+	// the new secret alone, so both signatures must be there and valid.
+	c := webhookclient.Client{BaseURL: stack.APIURL, Token: admin()}
+	rotated, err := c.Rotate(ctx, ep.ID)
+	require.NoError(t, err)
+	require.NotEqual(t, ep.Secret, rotated.Secret)
+	require.NotNil(t, rotated.PreviousSecretExpiresAt)
+	require.NoError(t, r.trust(ep.Secret, rotated.Secret))
+
+	var manual store.Delivery
+	require.Equal(t, http.StatusOK, call(t, "POST", "/v1/admin/webhooks/"+ep.ID+"/redeliver", admin(),
+		map[string]string{"event_id": completed.ID}, nil, &manual))
+	require.Equal(t, events.Delivered, manual.Outcome, manual.Error)
+	require.True(t, manual.Manual)
+	require.Equal(t, 2, manual.Attempt)
+	again := r.deliveriesOf(completed.ID)
+	require.Len(t, again, 2, "the same webhook-id arrived again")
+	require.Equal(t, first[0].body, again[1].body, "byte for byte")
+	require.Len(t, strings.Split(again[1].signature, " "), 2, "one signature per valid secret")
+	require.Empty(t, r.invalidRequests())
+
+	// The log, newest first: the manual redelivery, then the automatic ones.
+	var page api.WebhookDeliveries
+	require.Equal(t, http.StatusOK, call(t, "GET", "/v1/admin/webhooks/"+ep.ID+"/deliveries?limit=10", admin(), nil, nil, &page))
+	require.Len(t, page.Deliveries, 3)
+	require.Equal(t, manual.ID, page.Deliveries[0].ID)
+	require.True(t, page.Deliveries[0].Manual)
+	for _, d := range page.Deliveries[1:] {
+		require.False(t, d.Manual)
+		require.Equal(t, events.Delivered, d.Outcome)
+		require.Equal(t, http.StatusNoContent, d.StatusCode)
+		require.Equal(t, 1, d.Attempt)
+	}
+	require.Greater(t, page.Deliveries[0].ID, page.Deliveries[1].ID)
+	var next api.WebhookDeliveries
+	require.Equal(t, http.StatusOK, call(t, "GET", "/v1/admin/webhooks/"+ep.ID+"/deliveries?limit=2", admin(), nil, nil, &next))
+	require.Len(t, next.Deliveries, 2)
+	require.NotZero(t, next.NextBefore)
+	var rest api.WebhookDeliveries
+	require.Equal(t, http.StatusOK, call(t, "GET", "/v1/admin/webhooks/"+ep.ID+"/deliveries?limit=2&before="+strconv.FormatInt(next.NextBefore, 10), admin(), nil, nil, &rest))
+	require.Len(t, rest.Deliveries, 1)
+	require.Equal(t, page.Deliveries[2].ID, rest.Deliveries[0].ID)
+
+	// Disabled: no more events for it.
+	var off api.WebhookEndpoint
+	require.Equal(t, http.StatusOK, call(t, "PATCH", "/v1/admin/webhooks/"+ep.ID, admin(), map[string]any{"disabled": true}, nil, &off))
+	require.True(t, off.Disabled)
+
+	// Bad input answers 422 with the field.
+	var bad errorAnswer
+	require.Equal(t, http.StatusUnprocessableEntity, call(t, "POST", "/v1/admin/webhooks", admin(),
+		map[string]any{"url": "https://user:pw@example.com/h", "event_types": []string{"job.created"}}, nil, &bad))
+	require.Equal(t, "invalid_url", bad.Error.Code)
+	require.Equal(t, http.StatusUnauthorized, call(t, "GET", "/v1/admin/webhooks", "", nil, nil, &bad))
+}

@@ -136,6 +136,8 @@ func newEcho(d Deps, st jobStore) (*echo.Echo, error) {
 	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
 
 	v1 := e.Group("/v1")
+	v1.GET("/openapi.yaml", serveOpenAPIYAML)
+	v1.GET("/openapi.json", serveOpenAPIJSON)
 	v1.POST("/jobs", s.createJob, perMinute(s.cfg.RateLimitCreate), timeout(45*time.Second), middleware.BodyLimit("16K"))
 	v1.GET("/jobs/:id", s.getJob, timeout(10*time.Second))
 	downloads := perMinute(s.cfg.RateLimitDownload) // downloads stream: no handler timeout

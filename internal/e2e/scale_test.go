@@ -56,7 +56,7 @@ func startAPI(t *testing.T, extra ...string) *apiProcess {
 	t.Cleanup(func() { p.proc.kill(syscall.SIGKILL) })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/healthz")
+		resp, err := apiClient.Get(p.url + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -72,7 +72,7 @@ func startAPI(t *testing.T, extra ...string) *apiProcess {
 func createAt(base string) (api.CreateJobResponse, int, error) {
 	body, _ := json.Marshal(createReq{ImageURL: stack.SampleImageURL(120, 100), Resolution: "4x",
 		Email: "buyer@example.com", ImageWidth: 120, ImageHeight: 100})
-	resp, err := http.Post(base+"/v1/jobs", "application/json", bytes.NewReader(body))
+	resp, err := apiClient.Post(base+"/v1/jobs", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return api.CreateJobResponse{}, 0, err
 	}

@@ -24,7 +24,7 @@ func (c *checker) pending(op string, status int, body []byte, secProblem string)
 	tolerated := false
 	switch op {
 	case "createJob":
-		if secProblem != "" && status != 401 {
+		if secProblem != "" && (status < 400 || status >= 500) { // a 4xx is checked as a refusal anyway
 			c.note("answered %d without a site key (target: 401 unauthorized)", status)
 			tolerated = true
 		}

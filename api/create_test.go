@@ -48,6 +48,7 @@ func (f *fakeStore) CreateJob(_ context.Context, n store.NewJob) (store.Job, boo
 	j := store.Job{ID: n.ID, Status: jobs.StatusAwaitingPayment, Resolution: n.Resolution, ImageWidth: n.ImageWidth,
 		ImageHeight: n.ImageHeight, PriceCents: n.PriceCents, Currency: n.Currency, CheckoutExpiresAt: &expires,
 		RequestHash: n.RequestHash, ImageURL: n.ImageURL, Site: &n.Site}
+	j.OutputWidth, j.OutputHeight = n.OutputWidth, n.OutputHeight // as the real store: the answer's price shows them
 	f.jobs[n.ID] = j
 	return j, true, nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"hires/internal/apispec"
 	"hires/internal/config"
 	"hires/internal/jobs"
 	"hires/internal/storage"
@@ -189,6 +191,9 @@ const testWebhookSecret = "whsec_api_test_0123456789"
 // on a map-backed store, a recording Temporal client and files in a
 // temporary directory.
 type testApp struct {
+	// t fails on exchanges that break api/openapi.yaml (nil for fuzz
+	// targets' apps, whose *testing.F cannot fail from the fuzz function).
+	t        *testing.T
 	e        *echo.Echo
 	store    *fakeStore
 	temporal *fakeTemporal
@@ -221,6 +226,7 @@ func newTestApp(t testing.TB, cfg config.Config, fixtures ...store.Job) *testApp
 	}
 	a := &testApp{store: newFakeStore(fixtures...), temporal: &fakeTemporal{running: running}, files: files,
 		clock: newClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), stripe: &fakeCheckouts{}}
+	a.t, _ = t.(*testing.T)
 	a.e, err = newEcho(Deps{Config: cfg, Temporal: a.temporal, Payments: a.stripe, Files: files, Now: a.clock.now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, a.store)
 	if err != nil {
@@ -229,11 +235,27 @@ func newTestApp(t testing.TB, cfg config.Config, fixtures ...store.Job) *testApp
 	return a
 }
 
-// do serves one request from addr and returns the recorded answer.
+// spec is api/openapi.yaml, which every exchange of do must keep to.
+var spec = apispec.MustLoad(openapiYAML)
+
+// do serves one request from addr and returns the recorded answer, after
+// checking the exchange against the OpenAPI document.
 func (a *testApp) do(req *http.Request, addr string) *httptest.ResponseRecorder {
 	req.RemoteAddr = addr
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	sent := req.Clone(req.Context()) // the handlers may change req's headers
 	rec := httptest.NewRecorder()
 	a.e.ServeHTTP(rec, req)
+	if a.t != nil {
+		a.t.Helper()
+		if err := spec.Check(sent, body, rec.Result(), rec.Body.Bytes()); err != nil {
+			a.t.Error(err)
+		}
+	}
 	return rec
 }
 

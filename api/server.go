@@ -67,6 +67,8 @@ type jobStore interface {
 	ReserveIdempotency(ctx context.Context, site string, keyHash, requestHash []byte, jobID string, lease, ttl time.Duration) (store.Idempotency, error)
 	CompleteIdempotency(ctx context.Context, site string, keyHash []byte, status int, body []byte) error
 	ReleaseIdempotency(ctx context.Context, site string, keyHash []byte) error
+
+	webhookStore
 }
 
 var _ jobStore = (*store.Store)(nil)
@@ -149,6 +151,8 @@ func newEcho(d Deps, st jobStore) (*echo.Echo, error) {
 	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
 
 	v1 := e.Group("/v1")
+	v1.GET("/openapi.yaml", serveOpenAPIYAML)
+	v1.GET("/openapi.json", serveOpenAPIJSON)
 	v1.POST("/jobs", s.createJob, s.requireSite, s.limitCreation, timeout(45*time.Second), middleware.BodyLimit("16K"))
 	// The one route a browser calls from a site's own pages: CORS here only.
 	cors := s.cors()

@@ -408,7 +408,7 @@ func TestBrowserPageHeadersAndDevPaymentRoute(t *testing.T) {
 	created, status := newJob(t, 120, 100, "4x", "")
 	require.Equal(t, http.StatusCreated, status)
 	pay := func(tok string) int {
-		resp, err := http.Post(stack.APIURL+"/dev/jobs/"+created.ID+"/pay?token="+url.QueryEscape(tok), "", nil)
+		resp, err := apiClient.Post(stack.APIURL+"/dev/jobs/"+created.ID+"/pay?token="+url.QueryEscape(tok), "", nil)
 		require.NoError(t, err)
 		resp.Body.Close()
 		return resp.StatusCode
@@ -418,7 +418,7 @@ func TestBrowserPageHeadersAndDevPaymentRoute(t *testing.T) {
 	require.Equal(t, jobs.StatusAwaitingPayment, adminJob(t, created.ID).Status)
 
 	// A plain form post (no script) pays and is sent back to the page.
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	noRedirect := &http.Client{Transport: apiClient.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noRedirect.Post(stack.APIURL+"/dev/jobs/"+created.ID+"/pay?token="+url.QueryEscape(created.AccessToken), "application/x-www-form-urlencoded", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -429,7 +429,7 @@ func TestBrowserPageHeadersAndDevPaymentRoute(t *testing.T) {
 	// Leave no job running behind for the tests that follow.
 	waitFor(t, created.ID, 60*time.Second, "completed", func(j api.AdminJob) bool { return j.Status == jobs.StatusCompleted })
 
-	resp, err = http.Get(stack.APIURL + "/jobs/" + created.ID + "?token=" + url.QueryEscape(created.AccessToken))
+	resp, err = apiClient.Get(stack.APIURL + "/jobs/" + created.ID + "?token=" + url.QueryEscape(created.AccessToken))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, "no-referrer", resp.Header.Get("Referrer-Policy"))
@@ -440,7 +440,7 @@ func TestBrowserPageHeadersAndDevPaymentRoute(t *testing.T) {
 	}
 	require.NotContains(t, csp, "unsafe-inline")
 
-	resp, err = http.Get(stack.APIURL + "/assets/job.js")
+	resp, err = apiClient.Get(stack.APIURL + "/assets/job.js")
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)

@@ -111,7 +111,7 @@ func TestPaidJobLifecycle(t *testing.T) {
 	// The customer downloads the real, upscaled image.
 	require.Equal(t, http.StatusOK, call(t, "GET", "/v1/jobs/"+id, created.AccessToken, nil, nil, &view))
 	require.NotNil(t, view.Download)
-	resp, err := http.Get(view.Download.URL)
+	resp, err := apiClient.Get(view.Download.URL)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, resp.Header.Get("Content-Disposition"), "attachment")
@@ -123,7 +123,7 @@ func TestPaidJobLifecycle(t *testing.T) {
 
 	req, _ := http.NewRequest("GET", view.Download.URL, nil)
 	req.Header.Set("Range", "bytes=0-99")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = apiClient.Do(req)
 	require.NoError(t, err)
 	part, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -144,7 +144,7 @@ func TestPaidJobLifecycle(t *testing.T) {
 	expired := waitFor(t, id, downloadTTL+30*time.Second, "download expiry",
 		func(j api.AdminJob) bool { return j.DownloadExpiredAt != nil })
 	require.Equal(t, jobs.StatusCompleted, expired.Status)
-	resp, err = http.Get(view.Download.URL)
+	resp, err = apiClient.Get(view.Download.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusGone, resp.StatusCode)
@@ -245,7 +245,7 @@ func requireClosed(t *testing.T, id string, want enumspb.WorkflowExecutionStatus
 // getPage fetches an HTML page of the API.
 func getPage(t *testing.T, path string) string {
 	t.Helper()
-	resp, err := http.Get(stack.APIURL + path)
+	resp, err := apiClient.Get(stack.APIURL + path)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

@@ -15,12 +15,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
 	"hires/api"
+	"hires/internal/apispec"
 	"hires/internal/events"
 	"hires/internal/events/eventschema"
 	"hires/internal/localstack"
@@ -58,6 +60,41 @@ var (
 	// from the other components' output, so that tests can read them.
 	appLogPath string
 )
+
+// apiClient is the tests' one HTTP client for the API: it checks every
+// exchange with the API (requests to other hosts pass unchecked) against
+// api/openapi.yaml. A violation fails the request at its call site and the
+// run at its end.
+var apiClient = &http.Client{Transport: specCheck}
+
+var specCheck = &apispec.Transport{
+	Spec:        apispec.MustLoad(api.OpenAPI()),
+	OnViolation: specReport.violation,
+}
+
+// specReport collects what the checks found, for the end of the run.
+var specReport = &specFindings{}
+
+type specFindings struct {
+	mu         sync.Mutex
+	violations []string
+}
+
+func (f *specFindings) violation(v *apispec.Violation) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.violations = append(f.violations, v.Error())
+}
+
+// summary prints the findings; false if an exchange broke the document.
+func (f *specFindings) summary() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, v := range f.violations {
+		fmt.Fprintln(os.Stderr, "e2e:", v)
+	}
+	return len(f.violations) == 0
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -133,6 +170,7 @@ func run(m *testing.M) int {
 	}
 	defer stack.Stop()
 	defer stripe.Close()
+	specCheck.APIURL = stack.APIURL
 	if hiresBin, err = buildHires(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -156,6 +194,10 @@ func run(m *testing.M) int {
 	}
 	defer temporal.Close()
 	code := m.Run()
+	if !specReport.summary() && code == 0 {
+		fmt.Fprintln(os.Stderr, "e2e: exchanges with the API broke api/openapi.yaml")
+		code = 1
+	}
 	if code != 0 {
 		dumpLog()
 	}
@@ -218,7 +260,7 @@ func call(t *testing.T, method, path, bearer string, body any, header map[string
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

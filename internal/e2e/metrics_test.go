@@ -46,7 +46,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	var view api.JobView
 	require.Equal(t, http.StatusOK, call(t, "GET", "/v1/jobs/"+created.ID, created.AccessToken, nil, nil, &view))
 	require.NotNil(t, view.Download)
-	resp, err := http.Get(view.Download.URL)
+	resp, err := apiClient.Get(view.Download.URL)
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -147,7 +147,7 @@ type page struct {
 
 func get(t *testing.T, u string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(u)
+	resp, err := apiClient.Get(u)
 	if err != nil {
 		return 0, err.Error()
 	}

@@ -440,7 +440,7 @@ func TestDelayedPayments(t *testing.T) {
 				var view api.JobView
 				require.Equal(t, http.StatusOK, call(t, "GET", "/v1/jobs/"+id, created.AccessToken, nil, nil, &view))
 				require.NotNil(t, view.Download)
-				resp, err := http.Get(view.Download.URL)
+				resp, err := apiClient.Get(view.Download.URL)
 				require.NoError(t, err)
 				img, _, err := image.Decode(resp.Body)
 				resp.Body.Close()

@@ -161,11 +161,11 @@ func TestAdminResendAndNewToken(t *testing.T) {
 	var fresh api.JobView
 	require.Equal(t, http.StatusOK, call(t, "GET", "/v1/jobs/"+created.ID, created.AccessToken, nil, nil, &fresh))
 	require.NotEqual(t, before.Download.URL, fresh.Download.URL, "a fresh token")
-	resp, err := http.Get(before.Download.URL)
+	resp, err := apiClient.Get(before.Download.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode, "the old link stops working")
-	resp, err = http.Get(fresh.Download.URL)
+	resp, err = apiClient.Get(fresh.Download.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)

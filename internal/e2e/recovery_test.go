@@ -118,7 +118,7 @@ func TestAdminRetryDeliversTheImage(t *testing.T) {
 
 	var view api.JobView
 	require.Equal(t, http.StatusOK, call(t, "GET", "/v1/jobs/"+created.ID, created.AccessToken, nil, nil, &view))
-	resp, err := http.Get(view.Download.URL)
+	resp, err := apiClient.Get(view.Download.URL)
 	require.NoError(t, err)
 	img, _, err := image.Decode(resp.Body)
 	resp.Body.Close()

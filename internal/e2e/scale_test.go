@@ -56,7 +56,7 @@ func startAPI(t *testing.T, extra ...string) *apiProcess {
 	t.Cleanup(func() { p.proc.kill(syscall.SIGKILL) })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/healthz")
+		resp, err := apiClient.Get(p.url + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -78,7 +78,7 @@ func createAt(base string) (api.CreateJobResponse, int, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+stack.SiteKey)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient.Do(req)
 	if err != nil {
 		return api.CreateJobResponse{}, 0, err
 	}

@@ -146,6 +146,10 @@ func run(m *testing.M) int {
 	}
 	defer temporal.Close()
 	code := m.Run()
+	if err := scanHistories(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		code = 1
+	}
 	if code != 0 {
 		dumpLog()
 	}

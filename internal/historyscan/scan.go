@@ -284,8 +284,8 @@ func (w *walker) text(path, s string) {
 	if !utf8.ValidString(s) {
 		return
 	}
-	for _, m := range emailRE.FindAllString(s, -1) {
-		if !isPlaceholderEmail(m) {
+	for _, ix := range emailRE.FindAllStringIndex(s, -1) {
+		if m := s[ix[0]:ix[1]]; !isPlaceholderEmail(m) && !isIdentity(s, ix) {
 			w.add(path, DetectEmail, "", m)
 		}
 	}
@@ -301,6 +301,13 @@ func (w *walker) text(path, s string) {
 			w.add(path, DetectToken, "token-shaped", m)
 		}
 	}
+}
+
+// isIdentity tells a worker's identity quoted in an error ("<pid>@<host>@",
+// the SDK's default) from an address.
+func isIdentity(s string, ix []int) bool {
+	local, _, _ := strings.Cut(s[ix[0]:ix[1]], "@")
+	return ix[1] < len(s) && s[ix[1]] == '@' && strings.Trim(local, "0123456789") == ""
 }
 
 func (w *walker) secrets(path, s string) {

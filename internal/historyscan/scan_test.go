@@ -148,6 +148,7 @@ func TestScanLeavesCleanValues(t *testing.T) {
 			"PageURL": "http://127.0.0.1:8080/jobs/1?token=" + strings.Repeat("x", 43) + "&checkout=success"},
 		map[string]string{"ResultURL": "https://cdn.upsampler.com/r.png", "Status": "submit-with-payment"},
 		map[string]any{"Attempt": 3, "Paid": true},
+		map[string]string{"Detail": "activity error (type: RefundPayment, identity: 17735@ip-10-0-0-7.ec2.internal@): refused"},
 		nil,
 	}
 	for i, v := range clean {

@@ -25,7 +25,7 @@ func TestRecordedHistoriesHoldNoCustomerData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 43 {
+	if len(files) < 60 {
 		t.Fatalf("want the recorded histories in testdata, found %d", len(files))
 	}
 	for _, f := range files {

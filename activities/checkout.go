@@ -13,25 +13,39 @@ import (
 	"hires/internal/store"
 )
 
-// CreateCheckoutInput describes the job's Checkout Session.
+// CreateCheckoutInput describes the job's Checkout Session. The customer's
+// email and return links are read from the job's row, not carried here.
 type CreateCheckoutInput struct {
-	JobID         string
-	AmountCents   int64
-	Currency      string
-	Resolution    jobs.Resolution
-	ImageWidth    int
-	ImageHeight   int
-	CustomerEmail string
-	SuccessURL    string
-	CancelURL     string
+	JobID       string
+	AmountCents int64
+	Currency    string
+	Resolution  jobs.Resolution
+	ImageWidth  int
+	ImageHeight int
+	// Deprecated: CustomerEmail, SuccessURL and CancelURL are set only by
+	// workflows started before customer data left Temporal; never set now.
+	// The URLs are used only for jobs whose access token is not derived
+	// from ACCESS_TOKEN_SECRET (see pageURL).
+	CustomerEmail string `json:",omitempty"`
+	SuccessURL    string `json:",omitempty"`
+	CancelURL     string `json:",omitempty"`
 	ExpiresAt     time.Time
 }
 
 // CreateCheckout creates the job's Checkout Session at Stripe and records it,
 // for workflows started before the API made the session itself.
 // Stripe's idempotency key is derived from the job, so retries of this
-// activity return the first session instead of creating another.
+// activity return the first session instead of creating another. The
+// session's URL is recorded on the job, not returned.
 func (a *Activities) CreateCheckout(ctx context.Context, in CreateCheckoutInput) (jobs.Checkout, error) {
+	job, err := a.Store.Get(ctx, in.JobID)
+	if err != nil {
+		return jobs.Checkout{}, storeErr(err)
+	}
+	email := in.CustomerEmail
+	if job.Email != nil {
+		email = *job.Email
+	}
 	name, description := jobs.CheckoutText(in.Resolution, in.ImageWidth, in.ImageHeight)
 	s, err := a.Payments.CreateCheckout(ctx, payments.CheckoutParams{
 		JobID:         in.JobID,
@@ -39,9 +53,9 @@ func (a *Activities) CreateCheckout(ctx context.Context, in CreateCheckoutInput)
 		Currency:      in.Currency,
 		ProductName:   name,
 		Description:   description,
-		CustomerEmail: in.CustomerEmail,
-		SuccessURL:    in.SuccessURL,
-		CancelURL:     in.CancelURL,
+		CustomerEmail: email,
+		SuccessURL:    a.pageURL(job, checkoutSuccess, in.SuccessURL),
+		CancelURL:     a.pageURL(job, checkoutCancelled, in.CancelURL),
 		ExpiresAt:     in.ExpiresAt,
 	})
 	if err != nil {
@@ -50,7 +64,7 @@ func (a *Activities) CreateCheckout(ctx context.Context, in CreateCheckoutInput)
 	if err := a.Store.SetCheckout(ctx, in.JobID, s.ID, s.URL, in.ExpiresAt); err != nil {
 		return jobs.Checkout{}, storeErr(err)
 	}
-	return jobs.Checkout{SessionID: s.ID, URL: s.URL, ExpiresAt: in.ExpiresAt}, nil
+	return jobs.Checkout{SessionID: s.ID, ExpiresAt: in.ExpiresAt}, nil
 }
 
 // ExpireCheckoutInput names the session to close.
@@ -70,7 +84,8 @@ type ExpireCheckoutResult struct {
 
 // ExpireCheckout closes the session when the payment window ends, so the
 // customer can no longer pay for a job we gave up on. If Stripe says the
-// session was already completed and paid, the payment is reported instead.
+// session was already completed and paid, the payment is reported instead;
+// the customer's email Stripe reports is recorded here, not returned.
 func (a *Activities) ExpireCheckout(ctx context.Context, in ExpireCheckoutInput) (ExpireCheckoutResult, error) {
 	s, err := a.Payments.ExpireSession(ctx, in.SessionID, in.JobID)
 	if errors.Is(err, payments.ErrSessionNotOpen) {
@@ -80,6 +95,9 @@ func (a *Activities) ExpireCheckout(ctx context.Context, in ExpireCheckoutInput)
 		return ExpireCheckoutResult{}, stripeErr(err)
 	}
 	if s.Status == "complete" {
+		if err := a.Store.SetCustomerEmail(ctx, in.JobID, s.CustomerEmail); err != nil {
+			return ExpireCheckoutResult{}, err // retried: the row must have it before the payment is recorded
+		}
 		return ExpireCheckoutResult{Paid: s.PaymentStatus == "paid", Processing: s.PaymentStatus == "unpaid", Payment: jobs.StripeEvent{
 			Type:            "checkout.session.retrieved",
 			SessionID:       s.ID,
@@ -87,7 +105,6 @@ func (a *Activities) ExpireCheckout(ctx context.Context, in ExpireCheckoutInput)
 			PaymentIntentID: s.PaymentIntentID,
 			AmountCents:     s.AmountTotal,
 			Currency:        s.Currency,
-			CustomerEmail:   s.CustomerEmail,
 		}}, nil
 	}
 	return ExpireCheckoutResult{}, nil
@@ -100,7 +117,8 @@ func stripeErr(err error) error {
 	return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeStripeRejected, err)
 }
 
-// RecordPaymentInput is a confirmed payment.
+// RecordPaymentInput is a confirmed payment. Its Payment carries no
+// customer email now (the row has it already); those of older workflows do.
 type RecordPaymentInput struct {
 	JobID   string
 	Cause   string // Stripe event ID, or how the payment was learned

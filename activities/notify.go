@@ -19,12 +19,17 @@ import (
 // refused for good; retrying will not help.
 const ErrTypeNotificationRejected = "NotificationRejected"
 
-// SendEmailInput names one email about a job.
+// SendEmailInput names one email about a job. The recipient and the link
+// to the customer's page are made from the job's row, not carried here.
 type SendEmailInput struct {
-	JobID   string
-	Kind    string // one of the jobs.Email* values
-	Seq     int    // 0, or the number of the admin resend
-	PageURL string // the customer's status page
+	JobID string
+	Kind  string // one of the jobs.Email* values
+	Seq   int    // 0, or the number of the admin resend
+	// Deprecated: PageURL (the customer's page with its access token) is set
+	// only by workflows started before customer data left Temporal; never
+	// set now. Used only for jobs whose access token is not derived from
+	// ACCESS_TOKEN_SECRET (see pageURL).
+	PageURL string `json:",omitempty"`
 }
 
 var mailKinds = map[string]mail.Kind{
@@ -59,7 +64,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) error {
 		return nil
 	}
 	// Admin-only kinds (refund-needs-attention) go to the admin alone: mail.Send routes them.
-	msg := mail.Message{Kind: kind, JobID: job.ID, To: customerEmail(job), Seq: in.Seq, Data: a.mailData(job, in.PageURL)}
+	msg := mail.Message{Kind: kind, JobID: job.ID, To: customerEmail(job), Seq: in.Seq, Data: a.mailData(job, a.pageURL(job, "", in.PageURL))}
 	if err := a.Mailer.Send(ctx, msg); err != nil {
 		if mail.Permanent(err) {
 			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotificationRejected, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/mail"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,8 +35,9 @@ type JobList struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// listJobs is the seed's get_jobs: ?status=a,b&payment_status=c&limit=20&order_by=created_at&cursor=...
-// (payment_status=refund_needs_attention lists the refunds waiting for a person).
+// listJobs is the seed's get_jobs: ?status=a,b&payment_status=c&email=x&limit=20&order_by=created_at&cursor=...
+// (payment_status=refund_needs_attention lists the refunds waiting for a
+// person; email finds a customer's jobs, which Temporal no longer can).
 func (s *Server) listJobs(c echo.Context) error {
 	f := store.ListFilter{Limit: 20, OrderBy: "created_at"}
 	var err error
@@ -43,6 +45,9 @@ func (s *Server) listJobs(c echo.Context) error {
 		return err
 	}
 	if f.PaymentStatuses, err = listParam(c, "payment_status", jobs.PaymentStatus.Valid); err != nil {
+		return err
+	}
+	if f.Email, err = emailParam(c); err != nil {
 		return err
 	}
 	if v := c.QueryParam("limit"); v != "" {
@@ -77,6 +82,21 @@ func (s *Server) listJobs(c echo.Context) error {
 		out.NextCursor = encodeCursor(store.CursorOf(list[len(list)-1], f.OrderBy))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// emailParam reads ?email=: one address, matched exactly (as stored).
+func emailParam(c echo.Context) (string, error) {
+	v, ok := c.QueryParams()["email"]
+	if !ok {
+		return "", nil
+	}
+	if len(v) != 1 {
+		return "", invalidField("email", "invalid_email", "email must be given once")
+	}
+	if a, err := mail.ParseAddress(v[0]); err != nil || a.Address != v[0] || len(v[0]) > 254 {
+		return "", invalidField("email", "invalid_email", "email must be one valid address, such as you@example.com")
+	}
+	return v[0], nil
 }
 
 // listParam reads a comma-separated query parameter of known values.

@@ -283,3 +283,13 @@ func (a *testApp) noEffect(t testing.TB, allowedReads ...string) {
 		t.Errorf("Temporal was reached: signals %+v, started %v", signals, started)
 	}
 }
+
+func (f *fakeStore) SetCustomerEmail(_ context.Context, id, email string) error {
+	f.called("SetCustomerEmail")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j := f.jobs[id]
+	j.CustomerEmail = &email
+	f.jobs[id] = j
+	return nil
+}

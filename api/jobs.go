@@ -185,28 +185,26 @@ func (s *Server) createAndStart(ctx context.Context, site, id string, req Create
 // workflow with it: the request waits for Stripe, the insert and the start,
 // nothing else. Each step is idempotent (Stripe's key is derived from the
 // job, the workflow ID is the job's), so a retry with the same
-// Idempotency-Key resumes where a failed attempt stopped.
+// Idempotency-Key resumes where a failed attempt stopped. The workflow is
+// started without customer data: no email, no link with the access token,
+// no Checkout URL, and no search attribute holding any of them.
 func (s *Server) ensureWorkflow(ctx context.Context, job store.Job, access string) (jobs.Checkout, error) {
-	in := s.workflowInput(job, access)
-	co, err := s.ensureCheckout(ctx, job, in)
+	co, err := s.ensureCheckout(ctx, job, access)
 	if err != nil || job.Status.Final() {
 		return co, err
 	}
-	in.Checkout = &co
-	attrs := []temporal.SearchAttributeUpdate{
-		jobs.AttrJobStatus.ValueSet(string(jobs.StatusAwaitingPayment)),
-		jobs.AttrPaymentStatus.ValueSet(string(jobs.PaymentPending)),
-	}
-	if job.Email != nil {
-		attrs = append(attrs, jobs.AttrCustomerEmail.ValueSet(*job.Email))
-	}
+	in := s.workflowInput(job)
+	in.Checkout = &jobs.Checkout{SessionID: co.SessionID, ExpiresAt: co.ExpiresAt}
 	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       jobs.WorkflowID(job.ID),
 		TaskQueue:                jobs.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
-		StaticSummary:            fmt.Sprintf("%s upscale of %dx%d image", job.Resolution, job.ImageWidth, job.ImageHeight),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			jobs.AttrJobStatus.ValueSet(string(jobs.StatusAwaitingPayment)),
+			jobs.AttrPaymentStatus.ValueSet(string(jobs.PaymentPending)),
+		),
+		StaticSummary: fmt.Sprintf("%s upscale of %dx%d image", job.Resolution, job.ImageWidth, job.ImageHeight),
 	}, jobs.WorkflowName, in)
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted // its run has closed already
 	if err != nil && !errors.As(err, &ended) {
@@ -215,19 +213,22 @@ func (s *Server) ensureWorkflow(ctx context.Context, job store.Job, access strin
 	return co, nil
 }
 
-// ensureCheckout returns the job's recorded session, or makes and records it.
-func (s *Server) ensureCheckout(ctx context.Context, job store.Job, in jobs.WorkflowInput) (jobs.Checkout, error) {
+// ensureCheckout returns the job's recorded session, or makes and records
+// it. Stripe sends the customer back to their page, access token included.
+func (s *Server) ensureCheckout(ctx context.Context, job store.Job, access string) (jobs.Checkout, error) {
 	if job.CheckoutURL != nil {
 		return jobs.Checkout{SessionID: deref(job.CheckoutSessionID), URL: *job.CheckoutURL, ExpiresAt: *job.CheckoutExpiresAt}, nil
 	}
 	if job.Status.Final() { // it ended before a session existed
 		return jobs.Checkout{}, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
 	}
+	page := s.cfg.PublicBaseURL + "/jobs/" + job.ID + "?token=" + access
+	expires := *job.CheckoutExpiresAt
 	name, description := jobs.CheckoutText(job.Resolution, job.ImageWidth, job.ImageHeight)
 	sess, err := s.payments.CreateCheckout(ctx, payments.CheckoutParams{
 		JobID: job.ID, AmountCents: job.PriceCents, Currency: job.Currency,
-		ProductName: name, Description: description, CustomerEmail: in.Email,
-		SuccessURL: in.SuccessURL, CancelURL: in.CancelURL, ExpiresAt: in.CheckoutExpiresAt,
+		ProductName: name, Description: description, CustomerEmail: deref(job.Email),
+		SuccessURL: page + "&checkout=success", CancelURL: page + "&checkout=cancelled", ExpiresAt: expires,
 	})
 	switch {
 	case err != nil && payments.Retryable(err):
@@ -241,26 +242,24 @@ func (s *Server) ensureCheckout(ctx context.Context, job store.Job, in jobs.Work
 		}
 		return jobs.Checkout{}, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
 	}
-	if err := s.store.SetCheckout(ctx, job.ID, sess.ID, sess.URL, in.CheckoutExpiresAt); err != nil {
+	if err := s.store.SetCheckout(ctx, job.ID, sess.ID, sess.URL, expires); err != nil {
 		return jobs.Checkout{}, err
 	}
-	return jobs.Checkout{SessionID: sess.ID, URL: sess.URL, ExpiresAt: in.CheckoutExpiresAt}, nil
+	return jobs.Checkout{SessionID: sess.ID, URL: sess.URL, ExpiresAt: expires}, nil
 }
 
-func (s *Server) workflowInput(job store.Job, access string) jobs.WorkflowInput {
-	page := s.cfg.PublicBaseURL + "/jobs/" + job.ID + "?token=" + access
+// workflowInput is what the job's workflow starts with: the order and its
+// terms, nothing about the customer.
+func (s *Server) workflowInput(job store.Job) jobs.WorkflowInput {
 	return jobs.WorkflowInput{
 		JobID:             job.ID,
 		ImageURL:          job.ImageURL,
 		Resolution:        job.Resolution,
 		ImageWidth:        job.ImageWidth,
 		ImageHeight:       job.ImageHeight,
-		Email:             deref(job.Email),
 		PriceCents:        job.PriceCents,
 		Currency:          job.Currency,
 		CheckoutExpiresAt: *job.CheckoutExpiresAt,
-		SuccessURL:        page + "&checkout=success",
-		CancelURL:         page + "&checkout=cancelled",
 		Timeouts: jobs.Timeouts{
 			Payment:         s.cfg.PaymentTimeout,
 			DownloadTTL:     s.cfg.DownloadTTL,

@@ -51,6 +51,7 @@ type jobStore interface {
 	List(ctx context.Context, f store.ListFilter) ([]store.Job, error)
 	Events(ctx context.Context, id string) ([]store.Event, error)
 	MarkDownloaded(ctx context.Context, jobID string) error
+	SetCustomerEmail(ctx context.Context, id, email string) error
 	StripeEventSeen(ctx context.Context, eventID string) (bool, error)
 	RecordStripeEvent(ctx context.Context, eventID, typ, jobID, outcome string) (bool, error)
 	SetCheckout(ctx context.Context, id, sessionID, url string, expiresAt time.Time) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -64,6 +65,12 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 	} else if seen {
 		return c.JSON(http.StatusOK, map[string]string{"status": "duplicate"})
 	}
+	jobID := id.String()
+	// The customer's address stays in PostgreSQL: it is written before the
+	// signal, which carries none, so the workflow's activities find it.
+	if err := s.recordCustomerEmail(ctx, jobID, ev.Session.CustomerEmail); err != nil {
+		return err
+	}
 	signal := jobs.StripeEvent{
 		EventID:         ev.ID,
 		Type:            ev.Type,
@@ -72,11 +79,9 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 		PaymentIntentID: ev.Session.PaymentIntentID,
 		AmountCents:     ev.Session.AmountTotal,
 		Currency:        ev.Session.Currency,
-		CustomerEmail:   ev.Session.CustomerEmail,
 	}
 	// The running job's workflow is signalled straight away; the job's
 	// record is read only when there is none to signal.
-	jobID := id.String()
 	outcome := "signalled"
 	err = s.temporal.SignalWorkflow(ctx, jobs.WorkflowID(jobID), "", jobs.SignalStripeEvent, signal)
 	var notFound *serviceerror.NotFound
@@ -101,6 +106,18 @@ func (s *Server) stripeWebhook(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": outcome})
+}
+
+// recordCustomerEmail keeps the address Stripe reports for a job's
+// customer in the job's row, the only place it is kept.
+func (s *Server) recordCustomerEmail(ctx context.Context, jobID, email string) error {
+	if email == "" {
+		return nil
+	}
+	if err := s.store.SetCustomerEmail(ctx, jobID, email); err != nil {
+		return fmt.Errorf("record the customer's email: %w", err)
+	}
+	return nil
 }
 
 // closedJobEvent handles an event for a job whose workflow has ended: a new

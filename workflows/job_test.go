@@ -25,7 +25,6 @@ func input() jobs.WorkflowInput {
 		JobID: "6f1c1b52-0f55-4c3e-9d0e-3a1d2b7c8e90", ImageURL: "https://images.example.com/a.png",
 		Resolution: jobs.Resolution4x, ImageWidth: 120, ImageHeight: 90,
 		PriceCents: 50, Currency: "usd", CheckoutExpiresAt: start.Add(time.Hour),
-		SuccessURL: "https://shop.example.com/ok", CancelURL: "https://shop.example.com/cancel",
 		Timeouts: jobs.Timeouts{Payment: 24 * time.Hour, DownloadTTL: 24 * time.Hour,
 			Processing: 30 * time.Minute, PollInterval: 30 * time.Second,
 			RetryWindow: 7 * 24 * time.Hour, RefundRetry: time.Hour, RefundAttention: 24 * time.Hour,
@@ -52,6 +51,8 @@ type harness struct {
 	attentionAt time.Time
 	// notifyDelay is how long each email and event takes to deliver.
 	notifyDelay time.Duration
+	// upserts are the search attributes the workflow upserted, in order.
+	upserts []temporal.SearchAttributes
 }
 
 func newHarness(t *testing.T, opts ...func(*harness)) *harness {
@@ -62,9 +63,11 @@ func newHarness(t *testing.T, opts ...func(*harness)) *harness {
 	}
 	h.env.SetStartTime(start)
 	h.env.RegisterActivity(&activities.Activities{})
-	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		h.upserts = append(h.upserts, args.Get(0).(temporal.SearchAttributes))
+	}).Return(nil)
 	h.env.OnActivity(a.CreateCheckout, mock.Anything, mock.Anything).Return(
-		jobs.Checkout{SessionID: "cs_test_1", URL: "https://checkout.stripe.com/c/pay/cs_test_1", ExpiresAt: start.Add(time.Hour)}, nil)
+		jobs.Checkout{SessionID: "cs_test_1", ExpiresAt: start.Add(time.Hour)}, nil)
 	h.env.OnActivity(a.RecordPayment, mock.Anything, mock.Anything).Return(record[activities.RecordPaymentInput](h, jobs.StatusPending))
 	h.env.OnActivity(a.RecordAbandoned, mock.Anything, mock.Anything).Return(record[activities.RecordAbandonedInput](h, jobs.StatusAbandoned))
 	h.env.OnActivity(a.MarkProcessing, mock.Anything, mock.Anything).Return(record[activities.MarkProcessingInput](h, jobs.StatusProcessing))
@@ -141,7 +144,7 @@ func (h *harness) stripe(d time.Duration, e jobs.StripeEvent) {
 
 func paid(id string) jobs.StripeEvent {
 	return jobs.StripeEvent{EventID: id, Type: jobs.EventCheckoutCompleted, PaymentStatus: "paid",
-		SessionID: "cs_test_1", PaymentIntentID: "pi_1", AmountCents: 50, Currency: "usd", CustomerEmail: "c@example.com"}
+		SessionID: "cs_test_1", PaymentIntentID: "pi_1", AmountCents: 50, Currency: "usd"}
 }
 
 func (h *harness) upsampler(submit activities.UpscaleStatus, checks ...activities.UpscaleStatus) {

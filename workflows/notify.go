@@ -57,7 +57,9 @@ func (w *job) flush(ctx workflow.Context) {
 	w.pending = nil
 }
 
-// pageURL is the customer's status page (the Checkout return URL).
+// pageURL is the customer's status page as older workflows carried it:
+// empty for workflows started now, whose emails get the link from the
+// SendEmail activity (it derives the access token; Temporal never sees it).
 func (w *job) pageURL() string { return w.in.SuccessURL }
 
 // awaitDownloadExpiry sleeps until the link expires, reminding the customer

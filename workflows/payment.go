@@ -20,6 +20,9 @@ func (w *job) createCheckout(ctx workflow.Context) error {
 	}
 	in := w.in
 	var c jobs.Checkout
+	// The activity reads the email and makes the return links from the
+	// job's row; the deprecated fields are passed on for the old jobs whose
+	// workflows alone carry them (empty for any workflow started now).
 	err := workflow.ExecuteActivity(stripeOptions(ctx, min(in.Timeouts.Payment, 10*time.Minute)),
 		a.CreateCheckout, activities.CreateCheckoutInput{
 			JobID:         in.JobID,
@@ -141,6 +144,10 @@ func (w *job) recordPayment(ctx workflow.Context, cause string, p jobs.StripeEve
 	}
 	w.state.PaymentStatus = jobs.PaymentPaid
 	attrs := []temporal.SearchAttributeUpdate{jobs.AttrPaymentStatus.ValueSet(string(jobs.PaymentPaid))}
+	// Only payments recorded in histories of older versions carry an email
+	// (the webhook and ExpireCheckout store it in the job's row now), so
+	// only their replays upsert CustomerEmail, as they did when recorded.
+	// Nothing new sets it: no GetVersion needed.
 	if p.CustomerEmail != "" {
 		attrs = append(attrs, jobs.AttrCustomerEmail.ValueSet(p.CustomerEmail))
 	}

@@ -20,19 +20,21 @@ func TestReplayRecordedHistories(t *testing.T) {
 	// the payment ("submit-with-payment", "early-callback"); testdata/v3/
 	// with the sweep's OwedRefund ("owed-refund-workflow") and notifications
 	// that survive a cancellation ("notifications-survive-cancel"), refunds
-	// that end, bank debits and numbered Upsampler submissions.
+	// that end, bank debits and numbered Upsampler submissions; testdata/v4/
+	// with workflows started without customer data (no email, page links,
+	// Checkout URL or CustomerEmail search attribute).
 	files, err := filepath.Glob("testdata/*.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, dir := range []string{"testdata/v1", "testdata/v2", "testdata/v3"} {
+	for _, dir := range []string{"testdata/v1", "testdata/v2", "testdata/v3", "testdata/v4"} {
 		newer, err := filepath.Glob(dir + "/*.json")
 		if err != nil {
 			t.Fatal(err)
 		}
 		files = append(files, newer...)
 	}
-	if len(files) < 43 {
+	if len(files) < 60 {
 		t.Fatalf("want the recorded histories in testdata, found %d", len(files))
 	}
 	for _, f := range files {

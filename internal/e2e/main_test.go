@@ -198,6 +198,10 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: exchanges with the API broke api/openapi.yaml")
 		code = 1
 	}
+	if err := scanHistories(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		code = 1
+	}
 	if code != 0 {
 		dumpLog()
 	}

@@ -219,26 +219,35 @@ func (r Resolution) Factor() int {
 
 // WorkflowInput starts a job's workflow. Everything the workflow needs to
 // decide is here, so that its behaviour does not depend on the worker's
-// configuration at replay time.
+// configuration at replay time. It carries no customer data and no secret:
+// activities read the email from the job's row and make the customer's
+// links themselves (see activities.Activities.AccessSecret).
 type WorkflowInput struct {
 	JobID       string
 	ImageURL    string
 	Resolution  Resolution
 	ImageWidth  int
 	ImageHeight int
-	Email       string
-	PriceCents  int64
-	Currency    string
+	// Deprecated: set only by workflows started before customer data left
+	// Temporal (jobs created before ACCESS_TOKEN_SECRET tokens); never set now.
+	// Kept so that their histories decode.
+	Email      string `json:"Email,omitempty"`
+	PriceCents int64
+	Currency   string
 	// CheckoutExpiresAt is computed once by the API, so that a retried
 	// session creation sends identical parameters under its idempotency key.
 	CheckoutExpiresAt time.Time
-	// SuccessURL and CancelURL are where Stripe Checkout sends the customer back.
-	SuccessURL string
-	CancelURL  string
+	// Deprecated: SuccessURL and CancelURL (the customer's page with its
+	// access token) are set only by workflows started before customer data
+	// left Temporal; never set now. Activities fall back to them for jobs
+	// whose access token is not derived from ACCESS_TOKEN_SECRET.
+	SuccessURL string `json:"SuccessURL,omitempty"`
+	CancelURL  string `json:"CancelURL,omitempty"`
 	Timeouts   Timeouts
 	Limits     Limits
-	// Checkout is the session the API made before starting the workflow.
-	// Workflows started before the API made it (nil) make their own.
+	// Checkout is the session the API made before starting the workflow,
+	// without its URL. Workflows started before the API made it (nil) make
+	// their own.
 	Checkout *Checkout
 }
 
@@ -292,7 +301,10 @@ func CheckoutText(r Resolution, width, height int) (name, description string) {
 // Checkout is the job's Stripe Checkout Session (also UpdateCheckout's result).
 type Checkout struct {
 	SessionID string
-	URL       string
+	// URL is the customer's payment page. The API hands it to the site;
+	// it never travels through Temporal now (the job's row keeps it), and
+	// only workflows started before that carry one.
+	URL       string `json:"URL,omitempty"`
 	ExpiresAt time.Time
 }
 
@@ -305,7 +317,10 @@ type StripeEvent struct {
 	PaymentIntentID string
 	AmountCents     int64
 	Currency        string
-	CustomerEmail   string
+	// Deprecated: set only in events signalled before customer data left
+	// Temporal; never set now. The webhook stores the address Stripe
+	// reports in the job's row (customer_email) before signalling.
+	CustomerEmail string `json:"CustomerEmail,omitempty"`
 }
 
 // Stripe event types the workflow acts on.

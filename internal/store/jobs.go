@@ -193,7 +193,10 @@ type ListFilter struct {
 	Statuses []jobs.Status // empty means all
 	// PaymentStatuses, when not empty, keeps jobs whose payment is in one of them.
 	PaymentStatuses []jobs.PaymentStatus
-	Limit           int
+	// Email, when set, keeps jobs whose email (from the site) or
+	// customer_email (from Stripe) is exactly this address.
+	Email string
+	Limit int
 	// OrderBy is created_at or updated_at, newest first.
 	OrderBy string
 	// After, when set, continues a listing after that row.
@@ -239,6 +242,10 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Job, error) {
 		}
 		args = append(args, ps)
 		where = append(where, fmt.Sprintf("payment_status = ANY($%d)", len(args)))
+	}
+	if f.Email != "" {
+		args = append(args, f.Email)
+		where = append(where, fmt.Sprintf("(email = $%d OR customer_email = $%d)", len(args), len(args)))
 	}
 	if f.After != nil {
 		args = append(args, f.After.At, f.After.ID)

@@ -52,12 +52,14 @@ type Payment struct {
 	CustomerEmail   string
 }
 
-// MarkPaid moves an awaiting job to pending and records the payment.
+// MarkPaid moves an awaiting job to pending and records the payment. An
+// empty CustomerEmail keeps the one recorded (SetCustomerEmail): payments
+// signalled now carry none.
 func (s *Store) MarkPaid(ctx context.Context, p Payment) error {
 	_, err := s.transition(ctx, p.JobID, []jobs.Status{jobs.StatusAwaitingPayment}, jobs.StatusPending,
 		p.Cause, "",
 		`payment_status = 'paid', paid_at = now(), payment_intent_id = $4, amount_paid_cents = $5,
-		 paid_currency = $6, customer_email = NULLIF($7, '')`,
+		 paid_currency = $6, customer_email = COALESCE(NULLIF($7, ''), customer_email)`,
 		p.PaymentIntentID, p.AmountCents, p.Currency, p.CustomerEmail)
 	return err
 }

@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"text/tabwriter"
 	"time"
 
 	"hires/api"
+	"hires/internal/adminclient"
 	"hires/internal/localstack"
 )
 
@@ -36,7 +32,7 @@ func keys(ctx context.Context, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c := adminClient{base: *apiURL, token: envOr("ADMIN_TOKEN", localstack.LocalAdminToken)}
+	c := adminclient.Client{BaseURL: *apiURL, Token: envOr("ADMIN_TOKEN", localstack.LocalAdminToken)}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	switch args[0] {
@@ -48,22 +44,20 @@ func keys(ctx context.Context, args []string) error {
 		if *perMinute != 0 {
 			req.CreatePerMinute = perMinute
 		}
-		var k api.SiteKeyView
-		if err := c.do(ctx, http.MethodPost, "/v1/admin/site-keys", req, &k); err != nil {
+		k, err := c.CreateSiteKey(ctx, req)
+		if err != nil {
 			return err
 		}
 		fmt.Printf("Created key %s (%s) for site %q.\nThe key is shown only now; keep it in the site's secret settings:\n\n  %s\n", k.ID, k.Name, k.Site, k.Key)
 		return nil
 	case "list":
-		var out struct {
-			SiteKeys []api.SiteKeyView `json:"site_keys"`
-		}
-		if err := c.do(ctx, http.MethodGet, "/v1/admin/site-keys", nil, &out); err != nil {
+		keys, err := c.SiteKeys(ctx)
+		if err != nil {
 			return err
 		}
 		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "ID\tSITE\tNAME\tKEY\tCREATED\tLAST USED\tREVOKED")
-		for _, k := range out.SiteKeys {
+		for _, k := range keys {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Site, k.Name, k.Prefix,
 				k.CreatedAt.Format(time.RFC3339), when(k.LastUsedAt), when(k.RevokedAt))
 		}
@@ -72,8 +66,8 @@ func keys(ctx context.Context, args []string) error {
 		if fs.NArg() != 1 {
 			return errors.New(usage)
 		}
-		var k api.SiteKeyView
-		if err := c.do(ctx, http.MethodPost, "/v1/admin/site-keys/"+url.PathEscape(fs.Arg(0))+"/revoke", nil, &k); err != nil {
+		k, err := c.RevokeSiteKey(ctx, fs.Arg(0))
+		if err != nil {
 			return err
 		}
 		fmt.Printf("Revoked key %s (%s) of site %q at %s.\n", k.ID, k.Name, k.Site, when(k.RevokedAt))
@@ -87,43 +81,4 @@ func when(t *time.Time) string {
 		return "-"
 	}
 	return t.Format(time.RFC3339)
-}
-
-// adminClient calls the admin API with the admin token.
-type adminClient struct{ base, token string }
-
-func (c adminClient) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error api.Error `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("the API answered %d: %s", resp.StatusCode, e.Error.Message)
-		}
-		return fmt.Errorf("the API answered %d", resp.StatusCode)
-	}
-	return json.Unmarshal(b, out)
 }

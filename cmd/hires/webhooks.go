@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"hires/internal/adminclient"
 	"hires/internal/localstack"
-	"hires/internal/webhookclient"
 )
 
 // webhooks manages integration-event endpoints through the admin API:
@@ -32,11 +32,11 @@ func webhooks(ctx context.Context, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c := webhookclient.Client{BaseURL: *apiURL, Token: envOr("ADMIN_TOKEN", localstack.LocalAdminToken)}
+	c := adminclient.Client{BaseURL: *apiURL, Token: envOr("ADMIN_TOKEN", localstack.LocalAdminToken)}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var (
-		ep  webhookclient.Endpoint
+		ep  adminclient.Endpoint
 		err error
 	)
 	switch {

@@ -1,9 +1,7 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"hires/api"
+	"hires/internal/adminclient"
 	"hires/internal/config"
 	"hires/internal/devstack"
 	"hires/internal/events"
@@ -28,7 +27,6 @@ import (
 	"hires/internal/stripetest"
 	"hires/internal/temporalclient"
 	"hires/internal/upsamplersim"
-	"hires/internal/webhookclient"
 )
 
 // Settings are the service's durations in a run: short, so that hundreds
@@ -159,7 +157,7 @@ func startStack(ctx context.Context, dir string, st Settings, b upsamplersim.Beh
 // registerReceiver makes the run's receiver an endpoint of every event
 // type, through the admin API as an operator would, and hands it the secret.
 func (s *stack) registerReceiver(ctx context.Context) error {
-	c := webhookclient.Client{BaseURL: s.apiURL, Token: s.adminToken()}
+	c := adminclient.Client{BaseURL: s.apiURL, Token: s.adminToken()}
 	types := make([]string, len(events.Types))
 	for i, t := range events.Types {
 		types[i] = string(t)
@@ -377,21 +375,9 @@ func (s *stack) startServices(ctx context.Context, bin string) error {
 
 // createSiteKey gives the run's selling site a key, through the admin API.
 func (s *stack) createSiteKey(ctx context.Context) error {
-	body, _ := json.Marshal(api.CreateSiteKeyRequest{Name: "chaos"})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.apiURL+"/v1/admin/site-keys", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+s.adminToken())
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	k, err := adminclient.Client{BaseURL: s.apiURL, Token: s.adminToken()}.CreateSiteKey(ctx, api.CreateSiteKeyRequest{Name: "chaos"})
 	if err != nil {
 		return fmt.Errorf("create site key: %w", err)
-	}
-	defer resp.Body.Close()
-	var k api.SiteKeyView
-	if err := json.NewDecoder(resp.Body).Decode(&k); err != nil || resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("create site key: HTTP %d (%v)", resp.StatusCode, err)
 	}
 	s.siteKey = k.Key
 	return nil

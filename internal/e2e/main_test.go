@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"hires/api"
+	"hires/internal/adminclient"
 	"hires/internal/apispec"
 	"hires/internal/events"
 	"hires/internal/events/eventschema"
@@ -29,7 +30,6 @@ import (
 	"hires/internal/paysim"
 	"hires/internal/stripetest"
 	"hires/internal/temporalclient"
-	"hires/internal/webhookclient"
 )
 
 // Test durations: short enough to watch a whole life, long enough for a
@@ -287,7 +287,7 @@ func registerReceiver(ctx context.Context, r *receiver, description string, type
 	for i, t := range types {
 		names[i] = string(t)
 	}
-	c := webhookclient.Client{BaseURL: stack.APIURL, Token: admin()}
+	c := adminclient.Client{BaseURL: stack.APIURL, Token: admin()}
 	ep, err := c.Create(ctx, r.srv.URL+"/hooks", description, names)
 	if err != nil {
 		return fmt.Errorf("register %s: %w", description, err)

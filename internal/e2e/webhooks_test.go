@@ -13,10 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"hires/api"
+	"hires/internal/adminclient"
 	"hires/internal/events"
 	"hires/internal/jobs"
 	"hires/internal/store"
-	"hires/internal/webhookclient"
 )
 
 // An endpoint registered through the admin API gets only the types it
@@ -60,7 +60,7 @@ func TestWebhookEndpointLifecycle(t *testing.T) {
 
 	// Rotate: the receiver now checks each delivery against the old and
 	// the new secret alone, so both signatures must be there and valid.
-	c := webhookclient.Client{BaseURL: stack.APIURL, Token: admin()}
+	c := adminclient.Client{BaseURL: stack.APIURL, Token: admin()}
 	rotated, err := c.Rotate(ctx, ep.ID)
 	require.NoError(t, err)
 	require.NotEqual(t, ep.Secret, rotated.Secret)

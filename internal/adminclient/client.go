@@ -1,6 +1,7 @@
-// Package webhookclient calls the admin API's webhook routes: the CLI, the
-// e2e tests and the chaos run register their event receivers with it.
-package webhookclient
+// Package adminclient calls the admin API: the hires command manages site
+// keys and event endpoints with it, and the e2e tests and the chaos run
+// register their site and their event receivers.
+package adminclient
 
 import (
 	"bytes"
@@ -9,8 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"hires/api"
 )
 
 // Client reaches one API with the admin token.
@@ -45,6 +49,29 @@ func (c Client) Rotate(ctx context.Context, id string) (Endpoint, error) {
 	return e, err
 }
 
+// CreateSiteKey makes a key; the answer holds the key, shown this once.
+func (c Client) CreateSiteKey(ctx context.Context, r api.CreateSiteKeyRequest) (api.SiteKeyView, error) {
+	var k api.SiteKeyView
+	err := c.do(ctx, http.MethodPost, "/v1/admin/site-keys", r, &k)
+	return k, err
+}
+
+// SiteKeys lists the keys, revoked ones included.
+func (c Client) SiteKeys(ctx context.Context) ([]api.SiteKeyView, error) {
+	var out struct {
+		SiteKeys []api.SiteKeyView `json:"site_keys"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/admin/site-keys", nil, &out)
+	return out.SiteKeys, err
+}
+
+// RevokeSiteKey stops key id from working.
+func (c Client) RevokeSiteKey(ctx context.Context, id string) (api.SiteKeyView, error) {
+	var k api.SiteKeyView
+	err := c.do(ctx, http.MethodPost, "/v1/admin/site-keys/"+url.PathEscape(id)+"/revoke", nil, &k)
+	return k, err
+}
+
 func (c Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -56,7 +83,7 @@ func (c Client) do(ctx context.Context, method, path string, in, out any) error 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, body)
 	if err != nil {
-		return fmt.Errorf("webhookclient: %w", err)
+		return fmt.Errorf("adminclient: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -66,15 +93,15 @@ func (c Client) do(ctx context.Context, method, path string, in, out any) error 
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("webhookclient: %s %s: %w", method, path, err)
+		return fmt.Errorf("adminclient: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhookclient: %s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(raw))
+		return fmt.Errorf("adminclient: %s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(raw))
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("webhookclient: %s %s: answer: %w", method, path, err)
+		return fmt.Errorf("adminclient: %s %s: answer: %w", method, path, err)
 	}
 	return nil
 }

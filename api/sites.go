@@ -95,8 +95,8 @@ func siteKeyView(k store.SiteKey) SiteKeyView {
 // CreateSiteKeyRequest is the body of POST /v1/admin/site-keys.
 type CreateSiteKeyRequest struct {
 	Name            string `json:"name"`
-	Site            string `json:"site"`
-	CreatePerMinute *int   `json:"create_per_minute"`
+	Site            string `json:"site,omitempty"`
+	CreatePerMinute *int   `json:"create_per_minute,omitempty"`
 }
 
 // DefaultSite is the site of keys created without one: most services sell

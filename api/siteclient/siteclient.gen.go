@@ -573,9 +573,12 @@ type CreateJobResponse struct {
 
 // CreateSiteKeyRequest defines model for CreateSiteKeyRequest.
 type CreateSiteKeyRequest struct {
-	CreatePerMinute *int    `json:"create_per_minute,omitempty"`
-	Name            string  `json:"name"`
-	Site            *string `json:"site,omitempty"`
+	// CreatePerMinute Jobs this key may create a minute; absent or `null` is `RATE_LIMIT_CREATE`.
+	CreatePerMinute *int   `json:"create_per_minute,omitempty"`
+	Name            string `json:"name"`
+
+	// Site The site the key belongs to; empty or absent is `default`.
+	Site *string `json:"site,omitempty"`
 }
 
 // CreateWebhookEndpointRequest defines model for CreateWebhookEndpointRequest.
@@ -593,19 +596,26 @@ type CreateWebhookEndpointRequest struct {
 
 // CreatedSiteKey A new site key, with the key itself (shown once).
 type CreatedSiteKey struct {
-	// CreatePerMinute This key's rate limit on job creation.
-	CreatePerMinute int        `json:"create_per_minute"`
-	CreatedAt       time.Time  `json:"created_at"`
-	Id              string     `json:"id"`
-	Key             string     `json:"key"`
-	LastUsedAt      *time.Time `json:"last_used_at,omitempty"`
-	Name            string     `json:"name"`
+	// CreatePerMinute This key's limit on job creation; `null` is the service's `RATE_LIMIT_CREATE`.
+	CreatePerMinute *int      `json:"create_per_minute"`
+	CreatedAt       time.Time `json:"created_at"`
+	Id              string    `json:"id"`
+	Key             string    `json:"key"`
 
-	// Prefix The key's first characters, to recognise it.
-	Prefix    string     `json:"prefix"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// LastUsedAt When the key last authenticated a request (noted at most once a minute).
+	LastUsedAt *time.Time `json:"last_used_at"`
 
-	// Site The site's origin or name (informative).
+	// Name What the key is for, e.g. the shop's server.
+	Name string `json:"name"`
+
+	// Prefix The key's first characters, to recognise it (never the whole key).
+	Prefix string `json:"prefix"`
+
+	// RevokedAt When the key was revoked; it has answered 401 since.
+	RevokedAt *time.Time `json:"revoked_at"`
+
+	// Site The site the key belongs to. Every active key of a site reads the site's jobs and
+	// replays its idempotency keys, so a site rotates keys without downtime.
 	Site string `json:"site"`
 }
 
@@ -969,18 +979,25 @@ type SiteKey = SiteKeyFields
 
 // SiteKeyFields defines model for SiteKeyFields.
 type SiteKeyFields struct {
-	// CreatePerMinute This key's rate limit on job creation.
-	CreatePerMinute int        `json:"create_per_minute"`
-	CreatedAt       time.Time  `json:"created_at"`
-	Id              string     `json:"id"`
-	LastUsedAt      *time.Time `json:"last_used_at,omitempty"`
-	Name            string     `json:"name"`
+	// CreatePerMinute This key's limit on job creation; `null` is the service's `RATE_LIMIT_CREATE`.
+	CreatePerMinute *int      `json:"create_per_minute"`
+	CreatedAt       time.Time `json:"created_at"`
+	Id              string    `json:"id"`
 
-	// Prefix The key's first characters, to recognise it.
-	Prefix    string     `json:"prefix"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// LastUsedAt When the key last authenticated a request (noted at most once a minute).
+	LastUsedAt *time.Time `json:"last_used_at"`
 
-	// Site The site's origin or name (informative).
+	// Name What the key is for, e.g. the shop's server.
+	Name string `json:"name"`
+
+	// Prefix The key's first characters, to recognise it (never the whole key).
+	Prefix string `json:"prefix"`
+
+	// RevokedAt When the key was revoked; it has answered 401 since.
+	RevokedAt *time.Time `json:"revoked_at"`
+
+	// Site The site the key belongs to. Every active key of a site reads the site's jobs and
+	// replays its idempotency keys, so a site rotates keys without downtime.
 	Site string `json:"site"`
 }
 

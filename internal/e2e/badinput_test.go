@@ -31,10 +31,10 @@ type snapshot struct{ jobs, stripe, upsampler int }
 
 func take(t *testing.T) snapshot {
 	t.Helper()
-	var list api.JobList
 	total := 0
 	cursor := ""
 	for { // page through everything
+		var list api.JobList // a fresh one: the last page has no next_cursor to overwrite
 		path := "/v1/admin/jobs?limit=100"
 		if cursor != "" {
 			path += "&cursor=" + cursor

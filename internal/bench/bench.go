@@ -154,6 +154,7 @@ func settings() map[string]string {
 		"RETRY_WINDOW":         "1s", // a failed job's workflow ends soon after its refund
 		"RATE_LIMIT_CREATE":    "100000000",
 		"RATE_LIMIT_DOWNLOAD":  "100000000",
+		"RATE_LIMIT_PAGE":      "100000000",
 	}
 }
 

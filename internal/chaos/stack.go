@@ -338,6 +338,7 @@ func (s *stack) configure(st Settings, samples string) error {
 		"RECONCILE_GRACE":            st.ReconcileGrace.String(),
 		"RATE_LIMIT_CREATE":          "1000000", // one client address creates every job
 		"RATE_LIMIT_DOWNLOAD":        "1000000",
+		"RATE_LIMIT_PAGE":            "1000000", // one address reads every job
 		"LOG_FORMAT":                 "json",
 	}
 	for _, r := range []struct {

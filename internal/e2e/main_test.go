@@ -148,6 +148,7 @@ func run(m *testing.M) int {
 			"EXPIRY_REMINDER_LEAD":       reminderLead.String(),
 			"RATE_LIMIT_CREATE":          "100000", // the tests create jobs fast, from one address
 			"RATE_LIMIT_DOWNLOAD":        "100000",
+			"RATE_LIMIT_PAGE":            "100000",
 		},
 		DataDir:        filepath.Join(dir, "data"),
 		NoWorker:       true, // the worker runs as its own process, so tests can kill it

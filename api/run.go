@@ -62,6 +62,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	logger.Info("api listening", "addr", ln.Addr().String(), "public_base_url", cfg.PublicBaseURL)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	go forgetIdempotencyKeys(ctx, st, cfg.IdempotencyKeyTTL, logger)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("api: %w", err)
@@ -73,4 +74,27 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("api: shutdown: %w", err)
 	}
 	return nil
+}
+
+// forgetIdempotencyKeys deletes the keys older than ttl every few minutes,
+// a bounded batch at a time, until ctx ends: the table holds about a day of
+// creations. Every replica runs it; repeated deletes are harmless.
+func forgetIdempotencyKeys(ctx context.Context, st *store.Store, ttl time.Duration, logger *slog.Logger) {
+	const every, batch = 5 * time.Minute, 10_000
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := st.ForgetIdempotencyKeys(ctx, ttl, batch)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Warn("forgetting expired idempotency keys failed", "error", err)
+		case n > 0:
+			logger.Info("forgot expired idempotency keys", "count", n)
+		}
+	}
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"hires/api"
+	"hires/internal/adminclient"
 	"hires/internal/devstack"
 	"hires/internal/jobs"
 	"hires/internal/localstack"
@@ -86,6 +88,13 @@ func (s *stack) restart(ctx context.Context, extra map[string]string) error {
 	}
 	if err := waitReady(ctx, s.APIURL+"/readyz"); err != nil {
 		return fmt.Errorf("api: %w", err)
+	}
+	if s.SiteKey == "" { // the site's key, made once through the admin API
+		k, err := adminclient.Client{BaseURL: s.APIURL, Token: s.Env["ADMIN_TOKEN"]}.CreateSiteKey(ctx, api.CreateSiteKeyRequest{Name: "bench"})
+		if err != nil {
+			return fmt.Errorf("site key: %w", err)
+		}
+		s.SiteKey = k.Key
 	}
 	return nil
 }

@@ -24,15 +24,14 @@ func keys(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
-	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
-	apiURL := fs.String("api", envOr("PUBLIC_BASE_URL", "http://127.0.0.1:8080"), "API base URL")
+	fs, apiURL := adminFlags("keys", args[0])
 	name := fs.String("name", "", "what the key is for, e.g. the shop's server (create)")
 	site := fs.String("site", "", "the site the key belongs to (create; default \""+api.DefaultSite+"\")")
 	perMinute := fs.Int("create-per-minute", 0, "jobs this key may create a minute (create; default RATE_LIMIT_CREATE)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c := adminclient.Client{BaseURL: *apiURL, Token: envOr("ADMIN_TOKEN", localstack.LocalAdminToken)}
+	c := adminClient(*apiURL)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	switch args[0] {
@@ -81,4 +80,16 @@ func when(t *time.Time) string {
 		return "-"
 	}
 	return t.Format(time.RFC3339)
+}
+
+// adminFlags are the flags of a command that calls the admin API: -api,
+// and the ones the caller adds.
+func adminFlags(cmd, sub string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(cmd+" "+sub, flag.ContinueOnError)
+	return fs, fs.String("api", envOr("PUBLIC_BASE_URL", "http://127.0.0.1:8080"), "API base URL")
+}
+
+// adminClient calls the API at apiURL with ADMIN_TOKEN (the local one by default).
+func adminClient(apiURL string) adminclient.Client {
+	return adminclient.Client{BaseURL: apiURL, Token: envOr("ADMIN_TOKEN", localstack.LocalAdminToken)}
 }

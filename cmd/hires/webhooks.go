@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"strings"
 	"time"
 
 	"hires/internal/adminclient"
-	"hires/internal/localstack"
 )
 
 // webhooks manages integration-event endpoints through the admin API:
@@ -24,15 +22,14 @@ func webhooks(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
-	fs := flag.NewFlagSet("webhooks "+args[0], flag.ContinueOnError)
-	apiURL := fs.String("api", envOr("PUBLIC_BASE_URL", "http://127.0.0.1:8080"), "API base URL")
+	fs, apiURL := adminFlags("webhooks", args[0])
 	url := fs.String("url", "", "endpoint URL (create)")
 	types := fs.String("events", "", "comma-separated event types (create)")
 	desc := fs.String("description", "", "what the endpoint is for (create)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c := adminclient.Client{BaseURL: *apiURL, Token: envOr("ADMIN_TOKEN", localstack.LocalAdminToken)}
+	c := adminClient(*apiURL)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var (

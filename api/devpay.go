@@ -31,9 +31,9 @@ func (s *Server) devPay(c echo.Context) error {
 	h := c.Response().Header()
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
-	job, ok := s.pageJob(c)
-	if !ok {
-		return errNotFound
+	job, err := s.pageJob(c)
+	if err != nil {
+		return err
 	}
 	if job.Status != jobs.StatusAwaitingPayment || job.CheckoutSessionID == nil {
 		return fail(http.StatusConflict, "not_awaiting_payment", "this order is not waiting for a payment")

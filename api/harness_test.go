@@ -141,6 +141,8 @@ type fakeTemporal struct {
 	// running are the workflow IDs that can be signalled, as on a server:
 	// the fixture jobs' and the ones started here.
 	running map[string]bool
+	// down are the errors the next workflow starts fail with.
+	down []error
 }
 
 func (f *fakeTemporal) SignalWorkflow(_ context.Context, workflowID, _, name string, arg any) error {
@@ -156,6 +158,11 @@ func (f *fakeTemporal) SignalWorkflow(_ context.Context, workflowID, _, name str
 func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, o client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(f.down) > 0 { // an outage: the next starts fail with these
+		err := f.down[0]
+		f.down = f.down[1:]
+		return nil, err
+	}
 	f.started = append(f.started, o.ID)
 	f.running[o.ID] = true
 	if len(args) == 1 {

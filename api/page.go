@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -175,9 +176,18 @@ func (s *Server) jobPage(c echo.Context) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
-	job, ok := s.pageJob(c)
-	if !ok {
+	job, err := s.pageJob(c)
+	switch {
+	case errors.Is(err, errNotFound):
 		return c.HTML(http.StatusNotFound, "<!doctype html><title>Not found</title><p>This order does not exist or the link is incomplete.</p>")
+	case unavailable(err):
+		// The order is safe; only reading it failed. The page tries again by itself.
+		s.log.WarnContext(c.Request().Context(), "the customer's page is unavailable", "error", err)
+		h.Set("Retry-After", "5")
+		return c.HTML(http.StatusServiceUnavailable, `<!doctype html><meta http-equiv="refresh" content="5"><title>One moment</title>`+
+			`<p>Your order is safe, but it cannot be shown right now. This page tries again in a few seconds.</p>`)
+	case err != nil:
+		return err
 	}
 	v := s.customerView(job)
 	d := pageData{View: v, Token: c.QueryParam("token"),
@@ -244,16 +254,20 @@ func refundPending(v JobView) bool {
 // watching: the page can still change without anyone acting on it.
 func watching(v JobView) bool { return !v.Status.Final() || refundPending(v) }
 
-func (s *Server) pageJob(c echo.Context) (store.Job, bool) {
+// pageJob is the job the link names, or errNotFound for a wrong id or token.
+func (s *Server) pageJob(c echo.Context) (store.Job, error) {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
-		return store.Job{}, false
+		return store.Job{}, errNotFound
 	}
 	job, err := s.store.Get(c.Request().Context(), id.String())
-	if err != nil || !token.Matches(c.QueryParam("token"), job.AccessTokenHash) {
-		return store.Job{}, false
+	switch {
+	case errors.Is(err, store.ErrNotFound), err == nil && !token.Matches(c.QueryParam("token"), job.AccessTokenHash):
+		return store.Job{}, errNotFound
+	case err != nil:
+		return store.Job{}, fmt.Errorf("read job %s: %w", id, err)
 	}
-	return job, true
+	return job, nil
 }
 
 // formatCents shows an amount such as "USD 3.84".

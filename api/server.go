@@ -253,6 +253,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		}
 	case errors.Is(err, context.DeadlineExceeded):
 		ae = &apiError{status: http.StatusServiceUnavailable, body: Error{Code: "timeout", Message: "the request timed out, please retry"}}
+	case unavailable(err):
+		s.log.WarnContext(c.Request().Context(), "a dependency is unavailable", "route", c.Path(), "error", err)
+		c.Response().Header().Set("Retry-After", "5")
+		errors.As(errUnavailable, &ae)
 	default:
 		s.log.ErrorContext(c.Request().Context(), "request failed", "route", c.Path(), "error", err)
 		ae = &apiError{status: http.StatusInternalServerError, body: Error{Code: "internal", Message: "internal error"}}

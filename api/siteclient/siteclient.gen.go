@@ -2196,6 +2196,12 @@ type DownloadAnswer500Headers struct {
 	XRequestId string
 }
 
+// DownloadAnswer503Headers the declared response headers of an HTTP 503 response for Download
+type DownloadAnswer503Headers struct {
+	RetryAfter *string
+	XRequestId string
+}
+
 type DownloadAnswer struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2207,6 +2213,8 @@ type DownloadAnswer struct {
 	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Timeout
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *DownloadAnswer200Headers
 	// Headers206 the parsed response headers for an HTTP 206 response
@@ -2225,6 +2233,8 @@ type DownloadAnswer struct {
 	Headers429 *DownloadAnswer429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *DownloadAnswer500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DownloadAnswer503Headers
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -2245,6 +2255,11 @@ func (r DownloadAnswer) GetJSON429() *RateLimited {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DownloadAnswer) GetJSON500() *Internal {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DownloadAnswer) GetJSON503() *Timeout {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2293,6 +2308,11 @@ type DownloadHeadAnswer429Headers struct {
 	RetryAfter string
 }
 
+// DownloadHeadAnswer503Headers the declared response headers of an HTTP 503 response for DownloadHead
+type DownloadHeadAnswer503Headers struct {
+	RetryAfter string
+}
+
 type DownloadHeadAnswer struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2302,6 +2322,8 @@ type DownloadHeadAnswer struct {
 	Headers206 *DownloadHeadAnswer206Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DownloadHeadAnswer429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DownloadHeadAnswer503Headers
 }
 
 // GetBody returns the raw response body bytes
@@ -2526,6 +2548,7 @@ type GetJobAnswer500Headers struct {
 
 // GetJobAnswer503Headers the declared response headers of an HTTP 503 response for GetJob
 type GetJobAnswer503Headers struct {
+	RetryAfter *string
 	XRequestId string
 }
 
@@ -2785,6 +2808,13 @@ func ParseDownloadAnswer(rsp *http.Response) (*DownloadAnswer, error) {
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Timeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	switch {
@@ -2948,6 +2978,23 @@ func ParseDownloadAnswer(rsp *http.Response) (*DownloadAnswer, error) {
 			headers.XRequestId = value
 		}
 		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DownloadAnswer503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -3011,6 +3058,16 @@ func ParseDownloadHeadAnswer(rsp *http.Response) (*DownloadHeadAnswer, error) {
 			headers.RetryAfter = value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DownloadHeadAnswer503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -3299,6 +3356,13 @@ func ParseGetJobAnswer(rsp *http.Response) (*GetJobAnswer, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetJobAnswer503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -91,6 +91,8 @@ type Stack struct {
 	MailWebURL      string // the mail catcher's inbox, when started here
 	// Mailpit is the mail catcher, when started here.
 	Mailpit *devstack.Mailpit
+	// Postgres is the database server, when started here (tests restart it).
+	Postgres *devstack.Postgres
 	// Env is the complete set of settings the API and worker run with.
 	Env map[string]string
 	// Upsampler is the stand-in, when started here.
@@ -146,7 +148,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 		s.stops = append(s.stops, func() { pg.Stop() })
-		env["DATABASE_URL"] = pg.URL
+		env["DATABASE_URL"], s.Postgres = pg.URL, pg
 	}
 
 	if !has("TEMPORAL_ADDRESS") {

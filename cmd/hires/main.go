@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -40,10 +41,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := newLogger()
+	logger, err := newLogger(os.Stderr, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hires:", err)
+		os.Exit(1)
+	}
 	slog.SetDefault(logger)
 
-	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "api":
 		err = withConfig(config.RoleAPI, func(c config.Config) error { return api.Run(ctx, c, logger) })
@@ -75,12 +79,19 @@ func usage() {
 	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | pay-bank JOB_ID | bank-succeeded JOB_ID | bank-failed JOB_ID | expire JOB_ID | keys create|list|revoke | webhooks create|rotate | check URL")
 }
 
-func newLogger() *slog.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
-	if os.Getenv("LOG_FORMAT") == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+// newLogger writes to w at LOG_LEVEL (debug, info, warn, error; default
+// info), as JSON when LOG_FORMAT=json, else as text. A bad LOG_LEVEL is an
+// error naming it.
+func newLogger(w io.Writer, getenv func(string) string) (*slog.Logger, error) {
+	level, err := config.ParseLogLevel(getenv("LOG_LEVEL"))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	opts := &slog.HandlerOptions{Level: level}
+	if getenv("LOG_FORMAT") == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
 func withConfig(role config.Role, run func(config.Config) error) error {

@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -23,6 +24,10 @@ type Config struct {
 	DatabaseURL   string `env:"DATABASE_URL"`
 	DataDir       string `env:"DATA_DIR" envDefault:"./data"`
 
+	// Temporal's frontend and namespace. internal/temporalclient reads
+	// Temporal's standard client variables first (go.temporal.io/sdk/contrib/envconfig:
+	// these same names, mTLS certificates, CA, server name, profiles of
+	// TEMPORAL_CONFIG_FILE); these fields fill what they leave empty.
 	TemporalAddress   string `env:"TEMPORAL_ADDRESS" envDefault:"127.0.0.1:7233"`
 	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
 	// A managed Temporal cluster: TLS, and an API key (implies TLS).
@@ -138,6 +143,12 @@ type Config struct {
 	// themselves live in the database (admin API /v1/admin/webhooks).
 	WebhookSecretOverlap time.Duration `env:"WEBHOOK_SECRET_OVERLAP" envDefault:"24h"`
 
+	// LogLevel is the lowest level logged: debug, info, warn or error
+	// (empty: info). cmd/hires reads it (with LOG_FORMAT) to make the
+	// logger before anything else, for every command; a bad value stops
+	// the process there, and fails Validate too.
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+
 	// Tracing (OpenTelemetry), exported by OTLP/HTTP; off while both
 	// endpoints are empty. OTLPEndpoint is the collector's base URL
 	// (http://collector:4318), to which /v1/traces is appended;
@@ -234,6 +245,9 @@ func (c Config) Validate(role Role) error {
 				errs = append(errs, fmt.Errorf("%s: %w", e.name, err))
 			}
 		}
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
 	}
 	need("ACCESS_TOKEN_SECRET", c.AccessTokenSecret)
 	if c.AccessTokenSecret != "" && len(c.AccessTokenSecret) < 32 {
@@ -343,6 +357,22 @@ func (c Config) Validate(role Role) error {
 		return fmt.Errorf("config: %w", errs[0])
 	}
 	return nil
+}
+
+// ParseLogLevel reads LOG_LEVEL: debug, info, warn or error, in any case
+// (empty: info). The error names the variable.
+func ParseLogLevel(v string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, got %q", v)
 }
 
 // maxRefundAttempts bounds REFUND_ATTENTION_AFTER / REFUND_RETRY_INTERVAL:

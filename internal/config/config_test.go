@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -57,6 +58,9 @@ func TestLoad(t *testing.T) {
 		{"no secret overlap", RoleAPI, map[string]string{"WEBHOOK_SECRET_OVERLAP": "0s"}, ""},
 		{"negative secret overlap", RoleAPI, map[string]string{"WEBHOOK_SECRET_OVERLAP": "-1h"}, "WEBHOOK_SECRET_OVERLAP"},
 		{"secret overlap beyond 30 days", RoleAPI, map[string]string{"WEBHOOK_SECRET_OVERLAP": "721h"}, "WEBHOOK_SECRET_OVERLAP"},
+		{"debug logs", RoleWorker, map[string]string{"LOG_LEVEL": "debug"}, ""},
+		{"unknown log level", RoleAPI, map[string]string{"LOG_LEVEL": "verbose"}, "LOG_LEVEL must be debug, info, warn or error"},
+		{"unknown log level for the worker", RoleWorker, map[string]string{"LOG_LEVEL": "warning"}, "LOG_LEVEL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,5 +112,48 @@ func TestErrorsNeverContainSecrets(t *testing.T) {
 	_, err := Load(RoleAPI)
 	if err == nil || strings.Contains(err.Error(), "secretvalue") {
 		t.Fatalf("error leaks the value: %v", err)
+	}
+}
+
+func TestParseLogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    slog.Level
+		wantErr bool
+	}{
+		{"", slog.LevelInfo, false},
+		{"debug", slog.LevelDebug, false},
+		{"info", slog.LevelInfo, false},
+		{"warn", slog.LevelWarn, false},
+		{"error", slog.LevelError, false},
+		{" DEBUG ", slog.LevelDebug, false},
+		{"Warn", slog.LevelWarn, false},
+		{"warning", 0, true},
+		{"trace", 0, true},
+		{"info+2", 0, true},
+		{"0", 0, true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseLogLevel(tc.in)
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "LOG_LEVEL") {
+					t.Fatalf("ParseLogLevel(%q) = %v, %v; want an error naming LOG_LEVEL", tc.in, got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("ParseLogLevel(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLogLevelDefaultsToInfo(t *testing.T) {
+	c, err := LoadEnv(RoleAPI, base())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogLevel != "info" {
+		t.Fatalf("LOG_LEVEL default %q, want info", c.LogLevel)
 	}
 }

@@ -1,8 +1,8 @@
 // Package metrics is the service's Prometheus instrumentation: one registry
 // per process (never the global default, so tests can run several), the Go
-// and process collectors, the HTTP middleware, the business counters the
-// worker's activities record, the Temporal SDK's own metrics (through tally),
-// and the /readyz checks.
+// and process collectors, the build's identity (hires_build_info), the HTTP
+// middleware, the business counters the worker's activities record, the
+// Temporal SDK's own metrics (through tally), and the /readyz checks.
 package metrics
 
 import (
@@ -48,7 +48,8 @@ type Registry struct {
 	reportErrs     sync.Map // tally registration errors already logged
 }
 
-// New makes a registry with the Go runtime and process collectors.
+// New makes a registry with the Go runtime and process collectors and
+// hires_build_info.
 func New(logger *slog.Logger) *Registry {
 	if logger == nil {
 		logger = slog.Default()
@@ -57,6 +58,7 @@ func New(logger *slog.Logger) *Registry {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newBuildInfo(ReadBuildInfo()),
 	)
 	return &Registry{reg: reg, log: logger}
 }

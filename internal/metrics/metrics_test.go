@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -250,4 +252,20 @@ func metricValues(r *metrics.Registry, name string) (map[string]float64, error) 
 		out[labels] = v
 	}
 	return out, nil
+}
+
+// Both processes' registries (metrics.New) carry hires_build_info: 1, with
+// the binary's version, revision and Go version.
+func TestBuildInfoMetric(t *testing.T) {
+	info := metrics.ReadBuildInfo()
+	require.NotEmpty(t, info.Version)
+	require.NotEmpty(t, info.Revision)
+	require.Equal(t, runtime.Version(), info.GoVersion) // the test binary's toolchain
+
+	got, err := metricValues(metrics.New(quiet), "hires_build_info")
+	require.NoError(t, err)
+	require.Equal(t, map[string]float64{
+		fmt.Sprintf(`go_version=%q,revision=%q,version=%q`, info.GoVersion, info.Revision, info.Version): 1,
+	}, got)
+	require.Contains(t, scrape(t, metrics.New(quiet)), "# TYPE hires_build_info gauge")
 }

@@ -4,6 +4,7 @@ STRIPE_MOCK_VERSION   := v0.203.0
 WORKFLOWCHECK_VERSION := v0.6.0
 MAILPIT_VERSION       := v1.33.1
 VERSITYGW_VERSION     := v1.8.0
+PROMTOOL_VERSION      := v0.316.0
 
 TOOLS := $(CURDIR)/.tools/bin
 export HIRES_TOOLS_DIR := $(TOOLS)
@@ -14,8 +15,8 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
 all: build
 
-## tools: build the pinned temporal CLI, stripe-mock, workflowcheck, mailpit and versitygw (S3) (the CLI takes ~7 min the first time, versitygw ~3)
-tools: $(TOOLS)/temporal.$(TEMPORAL_CLI_VERSION) $(TOOLS)/stripe-mock.$(STRIPE_MOCK_VERSION) $(TOOLS)/workflowcheck.$(WORKFLOWCHECK_VERSION) $(TOOLS)/mailpit.$(MAILPIT_VERSION) $(TOOLS)/versitygw.$(VERSITYGW_VERSION)
+## tools: build the pinned temporal CLI, stripe-mock, workflowcheck, mailpit, versitygw (S3) and promtool (alert rules) (the CLI takes ~7 min the first time, versitygw ~3)
+tools: $(TOOLS)/temporal.$(TEMPORAL_CLI_VERSION) $(TOOLS)/stripe-mock.$(STRIPE_MOCK_VERSION) $(TOOLS)/workflowcheck.$(WORKFLOWCHECK_VERSION) $(TOOLS)/mailpit.$(MAILPIT_VERSION) $(TOOLS)/versitygw.$(VERSITYGW_VERSION) $(TOOLS)/promtool.$(PROMTOOL_VERSION)
 
 # Each tool is stamped with its version, so a version bump rebuilds it.
 $(TOOLS)/temporal.$(TEMPORAL_CLI_VERSION):
@@ -32,6 +33,9 @@ $(TOOLS)/mailpit.$(MAILPIT_VERSION):
 	touch $@
 $(TOOLS)/versitygw.$(VERSITYGW_VERSION):
 	GOBIN=$(TOOLS) go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	touch $@
+$(TOOLS)/promtool.$(PROMTOOL_VERSION):
+	GOBIN=$(TOOLS) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 	touch $@
 
 ## build: compile the hires binary into bin/

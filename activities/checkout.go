@@ -186,5 +186,6 @@ func (a *Activities) FailJob(ctx context.Context, in FailJobInput) error {
 		return storeErr(err)
 	}
 	a.Metrics.JobFinished(metrics.JobFailed)
+	a.Metrics.JobFailedBecause(in.Reason)
 	return nil
 }

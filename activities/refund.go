@@ -79,7 +79,11 @@ type MarkRefundFailedInput struct {
 // MarkRefundFailed surfaces a refused refund to admins (payment status
 // refund_failed); the workflow keeps retrying it.
 func (a *Activities) MarkRefundFailed(ctx context.Context, in MarkRefundFailedInput) error {
-	return storeErr(a.Store.MarkRefundFailed(ctx, in.JobID, in.Detail, in.NextAttempt))
+	if err := a.Store.MarkRefundFailed(ctx, in.JobID, in.Detail, in.NextAttempt); err != nil {
+		return storeErr(err)
+	}
+	a.Metrics.RefundFailed()
+	return nil
 }
 
 // MarkRefundNeedsAttention hands a refund Stripe kept refusing to the

@@ -1,9 +1,12 @@
 package metrics
 
 import (
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"hires/internal/jobs"
 )
 
 // Final job statuses, the values of hires_jobs_finished_total's label.
@@ -29,7 +32,20 @@ type Business struct {
 	upsamplerSeconds *prometheus.HistogramVec
 	upsamplerCredits prometheus.Counter
 	refundAttention  prometheus.Counter
+	refundFailures   prometheus.Counter
+	jobsFailed       *prometheus.CounterVec
 }
+
+// failureReasons are the values of hires_jobs_failed_total's reason label:
+// the failure reasons jobs record; any other counts as "other".
+var failureReasons = []string{
+	jobs.ReasonCheckoutFailed, jobs.ReasonUpsamplerRejected, jobs.ReasonUpsamplerFailed,
+	jobs.ReasonUpsamplerTimeout, jobs.ReasonUpsamplerNoOutput, jobs.ReasonResultFetchFailed,
+	jobs.ReasonResultInvalid, jobs.ReasonUpsamplerSubmitErr, jobs.ReasonTerminated, jobs.ReasonCancelled,
+}
+
+// otherReason labels a failure reason not in failureReasons.
+const otherReason = "other"
 
 // Business registers (once) and returns the business metrics.
 func (r *Registry) Business() *Business {
@@ -67,10 +83,22 @@ func (r *Registry) Business() *Business {
 				Namespace: Namespace, Name: "refunds_needing_attention_total",
 				Help: "Refunds Stripe kept refusing until they were handed to an admin (payment status refund_needs_attention).",
 			}),
+			refundFailures: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: Namespace, Name: "refund_failures_total",
+				Help: "Refund attempts that failed (Stripe refused, or kept erroring) and were recorded as payment status refund_failed; the workflow retries them.",
+			}),
+			jobsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: Namespace, Name: "jobs_failed_total",
+				Help: "Jobs recorded as failed, by failure reason (upsampler_timeout: the processing deadline passed; terminated: the reconciliation sweep failed a job whose workflow was terminated or timed out).",
+			}, []string{"reason"}),
 		}
-		r.reg.MustRegister(b.jobsFinished, b.refunds, b.refundedCents, b.revenueCents, b.upsamplerSeconds, b.upsamplerCredits, b.refundAttention)
+		r.reg.MustRegister(b.jobsFinished, b.refunds, b.refundedCents, b.revenueCents, b.upsamplerSeconds, b.upsamplerCredits, b.refundAttention,
+			b.refundFailures, b.jobsFailed)
 		for _, s := range []string{JobCompleted, JobFailed, JobAbandoned} {
 			b.jobsFinished.WithLabelValues(s) // show zeros from the start
+		}
+		for _, reason := range append(failureReasons, otherReason) {
+			b.jobsFailed.WithLabelValues(reason)
 		}
 		for _, op := range []string{UpsamplerSubmit, UpsamplerStatus} {
 			b.upsamplerSeconds.WithLabelValues(op)
@@ -84,6 +112,25 @@ func (r *Registry) Business() *Business {
 func (b *Business) JobFinished(status string) {
 	if b != nil {
 		b.jobsFinished.WithLabelValues(status).Inc()
+	}
+}
+
+// JobFailedBecause counts a job recorded as failed with reason (one of the
+// jobs.Reason* values); JobFinished(JobFailed) counts it among final statuses.
+func (b *Business) JobFailedBecause(reason string) {
+	if b == nil {
+		return
+	}
+	if !slices.Contains(failureReasons, reason) {
+		reason = otherReason
+	}
+	b.jobsFailed.WithLabelValues(reason).Inc()
+}
+
+// RefundFailed counts a failed refund attempt recorded as refund_failed.
+func (b *Business) RefundFailed() {
+	if b != nil {
+		b.refundFailures.Inc()
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/stretchr/testify/require"
 
+	"hires/internal/jobs"
 	"hires/internal/metrics"
 )
 
@@ -268,4 +269,34 @@ func TestBuildInfoMetric(t *testing.T) {
 		fmt.Sprintf(`go_version=%q,revision=%q,version=%q`, info.GoVersion, info.Revision, info.Version): 1,
 	}, got)
 	require.Contains(t, scrape(t, metrics.New(quiet)), "# TYPE hires_build_info gauge")
+}
+
+// Failed jobs are counted by reason (bounded: an unknown reason is
+// "other"), and refused refunds recorded as refund_failed are counted.
+func TestFailureAndRefundFailureCounters(t *testing.T) {
+	r := metrics.New(quiet)
+	b := r.Business()
+	b.JobFailedBecause(jobs.ReasonUpsamplerTimeout)
+	b.JobFailedBecause(jobs.ReasonUpsamplerTimeout)
+	b.JobFailedBecause(jobs.ReasonTerminated)
+	b.JobFailedBecause("something new")
+	b.RefundFailed()
+	b.RefundNeedsAttention()
+	failed, err := metricValues(r, "hires_jobs_failed_total")
+	require.NoError(t, err)
+	require.Equal(t, 2.0, failed[`reason="upsampler_timeout"`])
+	require.Equal(t, 1.0, failed[`reason="terminated"`])
+	require.Equal(t, 1.0, failed[`reason="other"`])
+	require.Equal(t, 0.0, failed[`reason="cancelled"`]) // zeros from the start
+	require.NotContains(t, failed, `reason="something new"`)
+	got, err := metricValues(r, "hires_refund_failures_total")
+	require.NoError(t, err)
+	require.Equal(t, map[string]float64{"": 1}, got)
+	got, err = metricValues(r, "hires_refunds_needing_attention_total")
+	require.NoError(t, err)
+	require.Equal(t, map[string]float64{"": 1}, got)
+
+	var nilBusiness *metrics.Business
+	nilBusiness.JobFailedBecause(jobs.ReasonTerminated)
+	nilBusiness.RefundFailed()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +44,9 @@ type harness struct {
 	storeErr error // what StoreResult fails with, if anything
 	failedAt time.Time
 	refunds  []activities.RefundInput
+	// notified guards emails and hooks: notification activities may run
+	// at once (each in its own goroutine in the test environment).
+	notified sync.Mutex
 	emails   []string // kinds, in order sent
 	hooks    []string // integration event types, in order
 	// refundErrs are returned by the first refund attempts, in order.
@@ -95,10 +99,14 @@ func newHarness(t *testing.T, opts ...func(*harness)) *harness {
 		})
 	h.env.OnActivity(a.MarkPaymentProcessing, mock.Anything, mock.Anything).Return(nil)
 	h.env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).After(h.notifyDelay).Return(func(_ context.Context, in activities.SendEmailInput) error {
+		h.notified.Lock()
+		defer h.notified.Unlock()
 		h.emails = append(h.emails, in.Kind)
 		return nil
 	})
 	h.env.OnActivity(a.DeliverEvent, mock.Anything, mock.Anything).After(h.notifyDelay).Return(func(_ context.Context, in activities.DeliverEventInput) error {
+		h.notified.Lock()
+		defer h.notified.Unlock()
 		h.hooks = append(h.hooks, in.Type)
 		return nil
 	})

@@ -140,19 +140,11 @@ func (s *Server) jobEvents(c echo.Context) error {
 
 // adminJob loads the job named in the path, with its audit trail.
 func (s *Server) adminJob(c echo.Context) (AdminJob, error) {
-	id, err := uuid.Parse(c.Param("id"))
-	if err != nil {
-		return AdminJob{}, errNotFound
-	}
-	ctx := c.Request().Context()
-	job, err := s.store.Get(ctx, id.String())
-	if errors.Is(err, store.ErrNotFound) {
-		return AdminJob{}, errNotFound
-	}
+	job, err := s.jobIf(c, func(store.Job) bool { return true })
 	if err != nil {
 		return AdminJob{}, err
 	}
-	events, err := s.store.Events(ctx, job.ID)
+	events, err := s.store.Events(c.Request().Context(), job.ID)
 	if err != nil {
 		return AdminJob{}, err
 	}

@@ -373,14 +373,7 @@ func (s *Server) getJob(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		id, err := uuid.Parse(c.Param("id"))
-		if err != nil {
-			return errNotFound
-		}
-		job, err := s.store.Get(c.Request().Context(), id.String())
-		if errors.Is(err, store.ErrNotFound) || err == nil && (job.Site == nil || *job.Site != key.Site) {
-			return errNotFound
-		}
+		job, err := s.jobIf(c, func(j store.Job) bool { return j.Site != nil && *j.Site == key.Site })
 		if err != nil {
 			return err
 		}
@@ -393,22 +386,32 @@ func (s *Server) getJob(c echo.Context) error {
 	return c.JSON(http.StatusOK, s.customerView(job))
 }
 
-// authorizedJob returns the job if the bearer holds its access token. Any
-// failure is a plain 404, so that a job's existence does not leak.
+// authorizedJob returns the job if the bearer holds its access token.
 func (s *Server) authorizedJob(c echo.Context) (store.Job, error) {
-	id, err := uuid.Parse(c.Param("id"))
-	if err != nil {
-		return store.Job{}, errNotFound
-	}
 	access, ok := bearer(c)
 	if !ok {
 		return store.Job{}, errNotFound
 	}
-	job, err := s.store.Get(c.Request().Context(), id.String())
-	if errors.Is(err, store.ErrNotFound) || err == nil && !token.Matches(access, job.AccessTokenHash) {
+	return s.jobIf(c, func(j store.Job) bool { return token.Matches(access, j.AccessTokenHash) })
+}
+
+// jobIf returns the job the route's :id names if may allows its caller to
+// see it. A malformed id, an unknown job and a refusal are the same plain
+// errNotFound, so that a job's existence does not leak; a failed read is
+// an error of its own (a 503 when the database is away).
+func (s *Server) jobIf(c echo.Context, may func(store.Job) bool) (store.Job, error) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
 		return store.Job{}, errNotFound
 	}
-	return job, err
+	job, err := s.store.Get(c.Request().Context(), id.String())
+	switch {
+	case errors.Is(err, store.ErrNotFound), err == nil && !may(job):
+		return store.Job{}, errNotFound
+	case err != nil:
+		return store.Job{}, fmt.Errorf("read job %s: %w", id, err)
+	}
+	return job, nil
 }
 
 func bearer(c echo.Context) (string, bool) {

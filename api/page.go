@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"hires/internal/jobs"
@@ -256,18 +255,7 @@ func watching(v JobView) bool { return !v.Status.Final() || refundPending(v) }
 
 // pageJob is the job the link names, or errNotFound for a wrong id or token.
 func (s *Server) pageJob(c echo.Context) (store.Job, error) {
-	id, err := uuid.Parse(c.Param("id"))
-	if err != nil {
-		return store.Job{}, errNotFound
-	}
-	job, err := s.store.Get(c.Request().Context(), id.String())
-	switch {
-	case errors.Is(err, store.ErrNotFound), err == nil && !token.Matches(c.QueryParam("token"), job.AccessTokenHash):
-		return store.Job{}, errNotFound
-	case err != nil:
-		return store.Job{}, fmt.Errorf("read job %s: %w", id, err)
-	}
-	return job, nil
+	return s.jobIf(c, func(j store.Job) bool { return token.Matches(c.QueryParam("token"), j.AccessTokenHash) })
 }
 
 // formatCents shows an amount such as "USD 3.84".

@@ -2536,6 +2536,11 @@ type GetJobAnswer200Headers struct {
 	XRequestId string
 }
 
+// GetJobAnswer401Headers the declared response headers of an HTTP 401 response for GetJob
+type GetJobAnswer401Headers struct {
+	XRequestId string
+}
+
 // GetJobAnswer404Headers the declared response headers of an HTTP 404 response for GetJob
 type GetJobAnswer404Headers struct {
 	XRequestId string
@@ -2557,6 +2562,8 @@ type GetJobAnswer struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *GetJob200JSONResponseBody
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -2565,6 +2572,8 @@ type GetJobAnswer struct {
 	JSON503 *Timeout
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetJobAnswer200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetJobAnswer401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetJobAnswer404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -2576,6 +2585,11 @@ type GetJobAnswer struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetJobAnswer) GetJSON200() *GetJob200JSONResponseBody {
 	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetJobAnswer) GetJSON401() *Unauthorized {
+	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -3300,6 +3314,13 @@ func ParseGetJobAnswer(rsp *http.Response) (*GetJobAnswer, error) {
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3334,6 +3355,16 @@ func ParseGetJobAnswer(rsp *http.Response) (*GetJobAnswer, error) {
 			headers.XRequestId = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetJobAnswer401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetJobAnswer404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {

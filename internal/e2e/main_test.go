@@ -240,6 +240,27 @@ func dumpLog() {
 // call sends a JSON request and decodes the JSON answer into out (if not nil).
 func call(t *testing.T, method, path, bearer string, body any, header map[string]string, out any) int {
 	t.Helper()
+	a := send(t, method, path, bearer, body, header)
+	if out != nil && len(a.body) > 0 {
+		if err := json.Unmarshal(a.body, out); err != nil {
+			t.Fatalf("%s %s: answer is not JSON (%v): %s", method, path, err, a.body)
+		}
+	}
+	return a.status
+}
+
+// answer is a whole HTTP answer: status, headers and body.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// send makes one request to the API through apiClient (held to
+// api/openapi.yaml) and returns the whole answer. A string or []byte body
+// is sent as it is, anything else as JSON.
+func send(t *testing.T, method, path, bearer string, body any, header map[string]string) answer {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -270,13 +291,11 @@ func call(t *testing.T, method, path, bearer string, body any, header map[string
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: answer is not JSON (%v): %s", method, path, err, raw)
-		}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return resp.StatusCode
+	return answer{resp.StatusCode, resp.Header, raw}
 }
 
 func admin() string { return stack.Env["ADMIN_TOKEN"] }

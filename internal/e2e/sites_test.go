@@ -3,10 +3,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,39 +20,6 @@ import (
 	"hires/internal/paysim"
 	"hires/internal/sitekey"
 )
-
-// answer is a whole HTTP answer: status, headers and body.
-type answer struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// send makes one request to the API and returns the whole answer.
-func send(t *testing.T, method, path, bearer string, body any, header map[string]string) answer {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		require.NoError(t, err)
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, stack.APIURL+path, rd)
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return answer{resp.StatusCode, resp.Header, raw}
-}
 
 // newSiteKey makes a key for site through the admin API.
 func newSiteKey(t *testing.T, site string, perMinute *int) api.SiteKeyView {

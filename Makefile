@@ -5,18 +5,25 @@ WORKFLOWCHECK_VERSION := v0.6.0
 MAILPIT_VERSION       := v1.33.1
 VERSITYGW_VERSION     := v1.8.0
 PROMTOOL_VERSION      := v0.316.0
+# Temporal in its production shape (make cluster): the server the CLI above
+# embeds, its SQL schema tool, and the standalone Web UI.
+TEMPORAL_SERVER_VERSION := v1.29.1
+TEMPORAL_UI_VERSION     := v2.42.1
 
 TOOLS := $(CURDIR)/.tools/bin
 export HIRES_TOOLS_DIR := $(TOOLS)
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all tools build test unit lint run pay bank expire bench chaos clean
+.PHONY: all tools cluster-tools cluster test-cluster build test unit lint run pay bank expire bench chaos clean
 
 all: build
 
 ## tools: build the pinned temporal CLI, stripe-mock, workflowcheck, mailpit, versitygw (S3) and promtool (alert rules) (the CLI takes ~7 min the first time, versitygw ~3)
 tools: $(TOOLS)/temporal.$(TEMPORAL_CLI_VERSION) $(TOOLS)/stripe-mock.$(STRIPE_MOCK_VERSION) $(TOOLS)/workflowcheck.$(WORKFLOWCHECK_VERSION) $(TOOLS)/mailpit.$(MAILPIT_VERSION) $(TOOLS)/versitygw.$(VERSITYGW_VERSION) $(TOOLS)/promtool.$(PROMTOOL_VERSION)
+
+## cluster-tools: build Temporal's server, its SQL schema tool (with the schemas it applies) and the standalone Web UI (~5 min the first time)
+cluster-tools: $(TOOLS)/temporal-server.$(TEMPORAL_SERVER_VERSION) $(TOOLS)/temporal-ui-server.$(TEMPORAL_UI_VERSION)
 
 # Each tool is stamped with its version, so a version bump rebuilds it.
 $(TOOLS)/temporal.$(TEMPORAL_CLI_VERSION):
@@ -33,6 +40,23 @@ $(TOOLS)/mailpit.$(MAILPIT_VERSION):
 	touch $@
 $(TOOLS)/versitygw.$(VERSITYGW_VERSION):
 	GOBIN=$(TOOLS) go install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	touch $@
+# The server and the UI's commands are both called "server": each builds in
+# its own folder and is renamed. The schemas come from the same module.
+$(TOOLS)/temporal-server.$(TEMPORAL_SERVER_VERSION):
+	rm -rf $(TOOLS)/.temporal-server $(TOOLS)/temporal-schema
+	GOBIN=$(TOOLS)/.temporal-server go install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION) go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
+	mv $(TOOLS)/.temporal-server/server $(TOOLS)/temporal-server
+	mv $(TOOLS)/.temporal-server/sql $(TOOLS)/temporal-sql-tool
+	dir=$$(go mod download -json go.temporal.io/server@$(TEMPORAL_SERVER_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p') && \
+	  test -d "$$dir/schema" && cp -R "$$dir/schema" $(TOOLS)/temporal-schema && chmod -R u+w $(TOOLS)/temporal-schema
+	rm -rf $(TOOLS)/.temporal-server
+	touch $@
+$(TOOLS)/temporal-ui-server.$(TEMPORAL_UI_VERSION):
+	rm -rf $(TOOLS)/.temporal-ui
+	GOBIN=$(TOOLS)/.temporal-ui go install github.com/temporalio/ui-server/v2/cmd/server@$(TEMPORAL_UI_VERSION)
+	mv $(TOOLS)/.temporal-ui/server $(TOOLS)/temporal-ui-server
+	rm -rf $(TOOLS)/.temporal-ui
 	touch $@
 $(TOOLS)/promtool.$(PROMTOOL_VERSION):
 	GOBIN=$(TOOLS) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
@@ -61,6 +85,10 @@ test: tools lint
 ## run: the whole stack in the foreground (Ctrl-C stops it)
 run: tools
 	go run ./cmd/hires dev
+
+## cluster: the production topology in the foreground: Temporal's four services on PostgreSQL with the standalone Web UI, an S3 store, two APIs behind a proxy and two workers
+cluster: tools cluster-tools
+	go run ./cmd/hires dev -cluster
 
 ## pay JOB=<id>: simulate the customer paying (signed checkout.session.completed)
 pay:

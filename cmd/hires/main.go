@@ -56,7 +56,7 @@ func main() {
 	case "migrate":
 		err = migrate(ctx)
 	case "dev":
-		err = dev(ctx, logger)
+		err = dev(ctx, logger, args)
 	case "pay", "pay-bank", "bank-succeeded", "bank-failed", "expire":
 		err = simulate(ctx, cmd, args)
 	case "keys":
@@ -111,7 +111,12 @@ func migrate(ctx context.Context) error {
 }
 
 // dev runs the local stack in the foreground until interrupted.
-func dev(ctx context.Context, logger *slog.Logger) error {
+func dev(ctx context.Context, logger *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	cluster := fs.Bool("cluster", false, "run the production topology: Temporal as frontend, history, matching and worker processes on PostgreSQL with the standalone Web UI, an S3 store, two APIs behind a proxy and two workers")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	environ := map[string]string{}
 	for _, kv := range os.Environ() {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -119,10 +124,14 @@ func dev(ctx context.Context, logger *slog.Logger) error {
 		}
 	}
 	dataDir := os.Getenv("HIRES_LOCAL_DIR") // default: a fresh temporary directory
-	fmt.Fprintln(os.Stderr, "Starting PostgreSQL, Temporal, stripe-mock, the Upsampler stand-in, the worker and the API...")
-	s, err := localstack.Start(ctx, localstack.Options{
-		Environ: environ, WellKnownPorts: true, DataDir: dataDir, Logger: logger,
-	})
+	o := localstack.Options{Environ: environ, WellKnownPorts: true, DataDir: dataDir, Logger: logger}
+	if *cluster {
+		o.Cluster, o.Replicas = true, 2
+		fmt.Fprintln(os.Stderr, "Starting PostgreSQL, Temporal's frontend, history, matching and worker with its Web UI, an S3 store, stripe-mock, the Upsampler stand-in, two workers and two APIs behind a proxy...")
+	} else {
+		fmt.Fprintln(os.Stderr, "Starting PostgreSQL, Temporal, stripe-mock, the Upsampler stand-in, the worker and the API...")
+	}
+	s, err := localstack.Start(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -136,7 +145,7 @@ The stack is up (Ctrl-C stops it):
   Upsampler stand-in   %s
   Sample images        %s   (e.g. %s)
   Mail inbox           %s
-
+%s
 The local site's key (set LOCAL_SITE_KEY to choose it; more with "hires keys create --name NAME"):
   export SITE_KEY=%s
 
@@ -148,7 +157,7 @@ Open the customer's page, http://127.0.0.1:8080/jobs/<id>?token=<access_token>, 
 "Pay (simulated)"; or pay from a shell (sends a signed checkout.session.completed):
   make pay JOB=<id>
 `, s.APIURL, s.TemporalAddress, orNone(s.TemporalUIURL), s.StripeURL, orNone(s.UpsamplerURL),
-		orNone(s.SamplesURL), s.SampleImageURL(640, 480), orNone(s.MailWebURL), s.SiteKey, s.APIURL, s.SampleImageURL(640, 480))
+		orNone(s.SamplesURL), s.SampleImageURL(640, 480), orNone(s.MailWebURL), clusterLines(s), s.SiteKey, s.APIURL, s.SampleImageURL(640, 480))
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(os.Stderr, "Stopping...")
@@ -156,6 +165,24 @@ Open the customer's page, http://127.0.0.1:8080/jobs/<id>?token=<access_token>, 
 	case err := <-s.Done():
 		return fmt.Errorf("a process stopped: %w", err)
 	}
+}
+
+// clusterLines lists what only the production topology runs.
+func clusterLines(s *localstack.Stack) string {
+	var b strings.Builder
+	if s.TemporalCluster != nil {
+		for _, role := range s.TemporalCluster.Roles() {
+			fmt.Fprintf(&b, "  Temporal %-11s pid %d\n", role, s.TemporalCluster.PID(role))
+		}
+	}
+	if s.S3 != nil {
+		fmt.Fprintf(&b, "  S3 store             %s (bucket %s)\n", s.S3.Endpoint, s.Env["S3_BUCKET"])
+	}
+	if len(s.APIURLs) > 1 {
+		fmt.Fprintf(&b, "  API replicas         %s (behind the API's address)\n", strings.Join(s.APIURLs, " "))
+		fmt.Fprintf(&b, "  Workers' metrics     %s\n", strings.Join(s.WorkerHTTPURLs, " "))
+	}
+	return b.String()
 }
 
 func orNone(s string) string {

@@ -25,9 +25,22 @@ import (
 // set it is the only place looked at (an explicit setting should never be
 // silently bypassed); otherwise <repo root>/.tools/bin is used.
 func ToolPath(name string) (string, error) {
+	return toolEntry(name, isExecutable)
+}
+
+// ToolDir returns the path of a directory the tools' build installs next to
+// them (Temporal's SQL schema), looked up as ToolPath looks up binaries.
+func ToolDir(name string) (string, error) {
+	return toolEntry(name, func(p string) bool {
+		fi, err := os.Stat(p)
+		return err == nil && fi.IsDir()
+	})
+}
+
+func toolEntry(name string, ok func(string) bool) (string, error) {
 	if dir := os.Getenv("HIRES_TOOLS_DIR"); dir != "" {
 		p := filepath.Join(dir, name)
-		if isExecutable(p) {
+		if ok(p) {
 			return p, nil
 		}
 		return "", fmt.Errorf("tool %q not installed in HIRES_TOOLS_DIR=%s: run `make tools`", name, dir)
@@ -37,7 +50,7 @@ func ToolPath(name string) (string, error) {
 		return "", fmt.Errorf("tool %q not installed: %w: run `make tools`", name, err)
 	}
 	p := filepath.Join(root, ".tools", "bin", name)
-	if !isExecutable(p) {
+	if !ok(p) {
 		return "", fmt.Errorf("tool %q not installed at %s: run `make tools`", name, p)
 	}
 	return p, nil

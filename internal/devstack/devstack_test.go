@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,15 +25,18 @@ import (
 )
 
 // logWriter sends child output to the test log (shown on failure or with
-// -v), one complete line per entry.
+// -v), one complete line per entry. Several processes may share one.
 type logWriter struct {
 	t   testing.TB
+	mu  sync.Mutex
 	buf []byte
 }
 
 func newLogWriter(t testing.TB) *logWriter { return &logWriter{t: t} }
 
 func (w *logWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.buf = append(w.buf, b...)
 	for {
 		i := bytes.IndexByte(w.buf, '\n')

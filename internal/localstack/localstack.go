@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"hires/api"
@@ -77,6 +78,15 @@ type Options struct {
 	// NoAPI, with NoWorker, leaves the API out too, for callers that run
 	// both as processes: Start returns once the other components are up.
 	NoAPI bool
+	// Cluster runs Temporal in its production shape instead of the dev
+	// server: frontend, history, matching and worker processes on the
+	// stack's PostgreSQL, with the standalone Web UI; results go to an S3
+	// store (versitygw) instead of files.
+	Cluster bool
+	// Replicas is how many APIs and workers run (default 1). With more than
+	// one, the APIs sit behind a round-robin proxy on the API's address,
+	// the only proxy their X-Forwarded-For is trusted from.
+	Replicas int
 }
 
 // Stack is a running local deployment.
@@ -93,6 +103,14 @@ type Stack struct {
 	Mailpit *devstack.Mailpit
 	// Postgres is the database server, when started here (tests restart it).
 	Postgres *devstack.Postgres
+	// TemporalCluster is Temporal's processes, with Options.Cluster.
+	TemporalCluster *devstack.TemporalCluster
+	// S3 is the object store, with Options.Cluster.
+	S3 *devstack.Versitygw
+	// APIURLs are the API replicas' own addresses (APIURL is the proxy in
+	// front of them when there are several); WorkerHTTPURLs the workers'.
+	APIURLs        []string
+	WorkerHTTPURLs []string
 	// Env is the complete set of settings the API and worker run with.
 	Env map[string]string
 	// Upsampler is the stand-in, when started here.
@@ -107,7 +125,7 @@ type Stack struct {
 
 // Start brings the stack up; on error everything started is stopped.
 func Start(ctx context.Context, o Options) (_ *Stack, err error) {
-	s := &Stack{errc: make(chan error, 2)}
+	s := &Stack{errc: make(chan error, 2*max(o.Replicas, 1))}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -160,15 +178,42 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		if err != nil {
 			return nil, err
 		}
-		t, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
-			Port: p, UIPort: ui, Namespace: env["TEMPORAL_NAMESPACE"],
-			SearchAttributes: jobs.SearchAttributes, Output: o.Output,
+		if o.Cluster {
+			if s.Postgres == nil {
+				return nil, errors.New("localstack: a cluster keeps Temporal's databases on the PostgreSQL it starts: unset DATABASE_URL, or set TEMPORAL_ADDRESS")
+			}
+			c, err := devstack.StartTemporalCluster(ctx, devstack.TemporalClusterOptions{
+				PostgresPort: s.Postgres.Port, Port: p, UIPort: ui, Namespace: env["TEMPORAL_NAMESPACE"],
+				SearchAttributes: jobs.SearchAttributes, Dir: filepath.Join(dataDir, "temporal"), Output: o.Output,
+			})
+			if err != nil {
+				return nil, err
+			}
+			s.stops = append(s.stops, func() { c.Stop() })
+			env["TEMPORAL_ADDRESS"], s.TemporalUIURL, s.TemporalCluster = c.Address, c.UIURL, c
+		} else {
+			t, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
+				Port: p, UIPort: ui, Namespace: env["TEMPORAL_NAMESPACE"],
+				SearchAttributes: jobs.SearchAttributes, Output: o.Output,
+			})
+			if err != nil {
+				return nil, err
+			}
+			s.stops = append(s.stops, func() { t.Stop() })
+			env["TEMPORAL_ADDRESS"], s.TemporalUIURL = t.Address, t.UIURL
+		}
+	}
+	if o.Cluster && !has("S3_BUCKET") {
+		v, err := devstack.StartVersitygw(ctx, devstack.VersitygwOptions{
+			Dir: filepath.Join(dataDir, "s3"), Buckets: []string{localBucket}, Output: o.Output,
 		})
 		if err != nil {
 			return nil, err
 		}
-		s.stops = append(s.stops, func() { t.Stop() })
-		env["TEMPORAL_ADDRESS"], s.TemporalUIURL = t.Address, t.UIURL
+		s.stops = append(s.stops, func() { v.Stop() })
+		s.S3 = v
+		env["S3_ENDPOINT"], env["S3_BUCKET"], env["S3_REGION"] = v.Endpoint, localBucket, v.Region
+		env["S3_ACCESS_KEY_ID"], env["S3_SECRET_ACCESS_KEY"] = v.AccessKey, v.SecretKey
 	}
 	s.TemporalAddress = env["TEMPORAL_ADDRESS"]
 
@@ -245,6 +290,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		env["SOURCE_HOSTS"], s.SamplesURL = ln.Addr().String(), "http://"+ln.Addr().String()
 	}
 
+	replicas := max(o.Replicas, 1)
 	if !has("HTTP_ADDR") {
 		p, err := port(PortAPI)
 		if err != nil {
@@ -264,47 +310,119 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	setDefault("ADMIN_TOKEN", LocalAdminToken)
 	setDefault("ACCESS_TOKEN_SECRET", LocalAccessTokenSecret)
 	setDefault("DEV_PAYMENTS", "true") // the page's "Pay (simulated)" button; never in production
+	if replicas > 1 {
+		setDefault("TRUSTED_PROXIES", "127.0.0.1/32") // the proxy below
+	}
 	s.APIURL = env["PUBLIC_BASE_URL"]
 	s.Env = env
 
-	apiCfg, err := config.LoadEnv(config.RoleAPI, env)
-	if err != nil {
+	// Each replica differs from env only in its own listening addresses.
+	// With one replica, the API and the worker use env's addresses.
+	apiEnvs, workerEnvs := []map[string]string{env}, []map[string]string{env}
+	if replicas > 1 {
+		apiEnvs, workerEnvs = nil, nil
+		for i := range replicas {
+			a, err := listenAddr(port, PortAPI+1+i)
+			if err != nil {
+				return nil, err
+			}
+			w, err := listenAddr(port, PortWorkerHTTP+1+i)
+			if err != nil {
+				return nil, err
+			}
+			apiEnvs = append(apiEnvs, with(env, "HTTP_ADDR", a))
+			workerEnvs = append(workerEnvs, with(env, "WORKER_HTTP_ADDR", w))
+		}
+		s.WorkerHTTPURL = "http://" + workerEnvs[0]["WORKER_HTTP_ADDR"]
+	}
+	for i := range apiEnvs {
+		s.APIURLs = append(s.APIURLs, "http://"+apiEnvs[i]["HTTP_ADDR"])
+		s.WorkerHTTPURLs = append(s.WorkerHTTPURLs, "http://"+workerEnvs[i]["WORKER_HTTP_ADDR"])
+	}
+
+	if _, err := config.LoadEnv(config.RoleAPI, env); err != nil {
 		return nil, err
 	}
 	if o.NoWorker && o.NoAPI {
 		return s, nil
 	}
-	workerCfg, err := config.LoadEnv(config.RoleWorker, env)
-	if err != nil {
+	if _, err := config.LoadEnv(config.RoleWorker, env); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	running := 1
+	var running sync.WaitGroup
 	s.stops = append(s.stops, func() {
 		cancel()
-		for i := 0; i < running; i++ {
-			<-done
-		}
+		running.Wait()
 	})
-	if !o.NoWorker {
-		running++
+	run := func(name string, role config.Role, e map[string]string, fn func(context.Context, config.Config, *slog.Logger) error) error {
+		cfg, err := config.LoadEnv(role, e)
+		if err != nil {
+			return err
+		}
+		running.Add(1)
 		go func() {
-			s.errc <- worker.Run(runCtx, workerCfg, o.Logger.With("process", "worker"))
-			done <- struct{}{}
+			defer running.Done()
+			s.errc <- fn(runCtx, cfg, o.Logger.With("process", name))
 		}()
+		return nil
 	}
-	go func() {
-		s.errc <- api.Run(runCtx, apiCfg, o.Logger.With("process", "api"))
-		done <- struct{}{}
-	}()
-	if err := s.waitHealthy(ctx, "http://"+env["HTTP_ADDR"]+"/healthz"); err != nil {
-		return nil, err
+	for i := range apiEnvs {
+		suffix := ""
+		if replicas > 1 {
+			suffix = "-" + strconv.Itoa(i+1)
+		}
+		if !o.NoWorker {
+			if err := run("worker"+suffix, config.RoleWorker, workerEnvs[i], worker.Run); err != nil {
+				return nil, err
+			}
+		}
+		if err := run("api"+suffix, config.RoleAPI, apiEnvs[i], api.Run); err != nil {
+			return nil, err
+		}
+	}
+	for _, u := range s.APIURLs {
+		if err := s.waitHealthy(ctx, u+"/healthz"); err != nil {
+			return nil, err
+		}
+	}
+	if replicas > 1 {
+		ln, err := net.Listen("tcp", env["HTTP_ADDR"])
+		if err != nil {
+			return nil, fmt.Errorf("localstack: the API's proxy: %w", err)
+		}
+		proxy, err := newRoundRobin(s.APIURLs)
+		if err != nil {
+			return nil, err
+		}
+		s.serve(ln, proxy)
 	}
 	if s.SiteKey, err = registerSiteKey(ctx, env); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// localBucket holds results when the stack starts its own S3 store.
+const localBucket = "hires-results"
+
+// with returns a copy of env with k set to v.
+func with(env map[string]string, k, v string) map[string]string {
+	c := make(map[string]string, len(env)+1)
+	for ek, ev := range env {
+		c[ek] = ev
+	}
+	c[k] = v
+	return c
+}
+
+// listenAddr picks a loopback host:port for a replica.
+func listenAddr(port func(int) (int, error), wellKnown int) (string, error) {
+	p, err := port(wellKnown)
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(p), nil
 }
 
 // registerSiteKey gives the local site a key (the API has migrated the

@@ -83,6 +83,7 @@ type TemporalCluster struct {
 	// UIURL is the Web UI's base URL, "" when none runs.
 	UIURL string
 
+	ports     map[string]int
 	mu        sync.Mutex
 	procs     map[string]*process // by role, and "ui"
 	cmds      map[string]func() *exec.Cmd
@@ -168,9 +169,16 @@ func StartTemporalCluster(ctx context.Context, opts TemporalClusterOptions) (_ *
 			return exec.Command(opts.UIBin, "--root", opts.Dir, "--config", "ui", "--env", "cluster", "start")
 		}
 	}
-	for _, name := range c.processNames() {
+	for i, name := range c.processNames() {
 		if err := c.start(name); err != nil {
 			return nil, err
+		}
+		// The first role to start writes the cluster's metadata; the others
+		// would race it for the same row and exit.
+		if i == 0 {
+			if err := c.waitListening(ctx, name); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := c.register(ctx); err != nil {
@@ -257,6 +265,7 @@ func (c *TemporalCluster) writeConfig() error {
 			ports[name] = p
 		}
 	}
+	c.ports = ports
 	c.Address = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports["frontend"]))
 	data := map[string]any{
 		"Ports": ports, "PostgresAddr": net.JoinHostPort("127.0.0.1", strconv.Itoa(c.opts.PostgresPort)),
@@ -323,6 +332,23 @@ func (c *TemporalCluster) start(name string) error {
 	c.mu.Lock()
 	c.procs[name] = p
 	c.mu.Unlock()
+	return nil
+}
+
+// waitListening waits until a role accepts connections on its gRPC port.
+func (c *TemporalCluster) waitListening(ctx context.Context, role string) error {
+	p := c.process(role)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.ports[role]))
+	err := pollUntil(ctx, p, 100*time.Millisecond, func() error {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	})
+	if err != nil {
+		return p.failure("not listening on %s: %v", addr, err)
+	}
 	return nil
 }
 
@@ -501,26 +527,54 @@ func (c *TemporalCluster) PID(name string) int {
 // process, as a node failure would cause. It must not run concurrently
 // with Stop.
 func (c *TemporalCluster) Crash(ctx context.Context, role string, down time.Duration) error {
-	c.mu.Lock()
-	p, stopped := c.procs[role], c.stopped
-	c.mu.Unlock()
-	if stopped {
-		return errors.New("temporal cluster: crash after Stop")
+	if err := c.Kill(role); err != nil {
+		return err
 	}
-	if p == nil {
-		return fmt.Errorf("temporal cluster: no process %q", role)
-	}
-	p.kill()
 	select {
 	case <-time.After(down):
 	case <-ctx.Done():
 		return fmt.Errorf("temporal cluster: crash %s: %w", role, ctx.Err())
+	}
+	return c.Revive(ctx, role)
+}
+
+// Kill SIGKILLs a role (or "ui") and leaves it down until Revive.
+func (c *TemporalCluster) Kill(role string) error {
+	c.mu.Lock()
+	p, stopped := c.procs[role], c.stopped
+	c.mu.Unlock()
+	switch {
+	case stopped:
+		return errors.New("temporal cluster: kill after Stop")
+	case p == nil:
+		return fmt.Errorf("temporal cluster: no process %q", role)
+	}
+	p.kill()
+	return nil
+}
+
+// Revive starts a killed role again on the same ports and waits until the
+// cluster serves requests again (within the start timeout).
+func (c *TemporalCluster) Revive(ctx context.Context, role string) error {
+	c.mu.Lock()
+	p, stopped := c.procs[role], c.stopped
+	c.mu.Unlock()
+	if stopped {
+		return errors.New("temporal cluster: revive after Stop")
+	}
+	if p != nil {
+		if done, _ := p.exited(); !done {
+			return fmt.Errorf("temporal cluster: %s is running", role)
+		}
 	}
 	if err := c.start(role); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.StartTimeout)
 	defer cancel()
+	if role == "ui" {
+		return c.waitUI(ctx)
+	}
 	return c.waitReady(ctx, role)
 }
 

@@ -45,6 +45,7 @@ func TestTemporalCluster(t *testing.T) {
 	opts := TemporalClusterOptions{
 		PostgresPort: pg.Port, Dir: dir, Output: newLogWriter(t),
 		SearchAttributes: []string{"JobStatus=Keyword", "Amount=Int"},
+		DynamicConfig:    []string{"matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1"},
 	}
 	started := time.Now()
 	c, err := StartTemporalCluster(ctx, opts)

@@ -82,6 +82,10 @@ unit:
 test: tools lint
 	go test $(GO_TEST_FLAGS) -tags integration ./...
 
+## test-cluster: the end-to-end tests again, on Temporal's production shape (four roles on PostgreSQL) with results in S3
+test-cluster: tools cluster-tools
+	HIRES_E2E_TEMPORAL=cluster go test $(GO_TEST_FLAGS) -tags integration ./internal/e2e/
+
 ## run: the whole stack in the foreground (Ctrl-C stops it)
 run: tools
 	go run ./cmd/hires dev

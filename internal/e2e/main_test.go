@@ -151,6 +151,7 @@ func run(m *testing.M) int {
 			"RATE_LIMIT_PAGE":            "100000",
 		},
 		DataDir:        filepath.Join(dir, "data"),
+		Cluster:        onCluster(),
 		NoWorker:       true, // the worker runs as its own process, so tests can kill it
 		Output:         logFile,
 		Logger:         newLogger(appLog),
@@ -183,11 +184,21 @@ func run(m *testing.M) int {
 	}
 	defer func() { worker.stop() }()
 	worker = w
+	// Tests start at once, some by taking Temporal away: the worker must be
+	// polling first (it exits if Temporal is unreachable at start-up).
+	if err := waitWorkerReady(ctx, "http://"+stack.Env["WORKER_HTTP_ADDR"]+"/readyz"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	if err := registerReceiver(ctx, hooks, "e2e receiver", events.Types); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "e2e: stack up in %s\n", time.Since(start).Round(time.Millisecond))
+	what := "the Temporal dev server"
+	if onCluster() {
+		what = "a Temporal cluster (frontend, history, matching, worker) on PostgreSQL, results in S3"
+	}
+	fmt.Fprintf(os.Stderr, "e2e: stack up in %s, on %s\n", time.Since(start).Round(time.Millisecond), what)
 	temporal, err = temporalclient.Dial(stack.TemporalAddress, "default", newLogger(logFile))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -297,6 +308,27 @@ func send(t *testing.T, method, path, bearer string, body any, header map[string
 	}
 	return answer{resp.StatusCode, resp.Header, raw}
 }
+
+// waitWorkerReady polls the worker's /readyz until it answers 200.
+func waitWorkerReady(ctx context.Context, url string) error {
+	for {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the worker was not ready at %s: %w", url, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// onCluster reports whether the suite runs on Temporal's production shape
+// (make test-cluster) rather than the dev server.
+func onCluster() bool { return os.Getenv("HIRES_E2E_TEMPORAL") == "cluster" }
 
 func admin() string { return stack.Env["ADMIN_TOKEN"] }
 

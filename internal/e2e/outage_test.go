@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"hires/api"
+	"hires/internal/jobs"
+	"hires/internal/paysim"
 )
 
 // While PostgreSQL is away every route that needs it answers a retryable
@@ -71,4 +74,86 @@ func TestEveryRouteAnswers503WhilePostgreSQLIsAway(t *testing.T) {
 	require.Equal(t, http.StatusCreated, twice.status)
 	require.Equal(t, "true", twice.header.Get("Idempotent-Replayed"))
 	require.Equal(t, http.StatusOK, send(t, "GET", "/v1/jobs/"+created.ID, created.AccessToken, nil, nil).status)
+}
+
+// While Temporal is away, a route that needs it (a job's creation, Stripe's
+// payment webhook, the page's simulated payment) answers a retryable 503
+// within its deadline, and one that needs only PostgreSQL keeps answering.
+// Nothing is half done: back up, the same creation with the same
+// Idempotency-Key makes one job, and Stripe's redelivery of the payment
+// completes the job. Two outages as clients meet them on a cluster: the
+// frontend gone (connections refused), and the history service gone (the
+// frontend up but unable to serve).
+func TestTemporalRoutesAnswer503WhileTemporalIsAway(t *testing.T) {
+	if stack.TemporalCluster == nil {
+		t.Skip("needs Temporal's roles as processes: make test-cluster")
+	}
+	for i, role := range []string{"frontend", "history"} {
+		t.Run(role+" away", func(t *testing.T) {
+			unpaid := mustNewJob(t)
+			order := map[string]string{"Idempotency-Key": "temporal-outage-" + role + "-" + strconv.FormatInt(time.Now().UnixNano(), 10)}
+			body := sampleOrder(140+10*i, 105+10*i) // the order's own image, to count its jobs
+
+			require.NoError(t, stack.TemporalCluster.Kill(role))
+			revived := false
+			t.Cleanup(func() {
+				if !revived {
+					_ = stack.TemporalCluster.Revive(context.Background(), role)
+				}
+			})
+			started := time.Now()
+			a := send(t, "POST", "/v1/jobs", stack.SiteKey, body, order)
+			took := time.Since(started)
+			require.Equal(t, http.StatusServiceUnavailable, a.status, "create a job: %s", a.body)
+			require.NotEmpty(t, a.header.Get("Retry-After"), "create a job")
+			t.Logf("POST /v1/jobs with Temporal's %s away: 503 in %s", role, took.Round(time.Millisecond))
+
+			paid, err := paysim.Pay(context.Background(), paysimOptions(), unpaid.ID)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusServiceUnavailable, paid.Status, "Stripe's payment webhook: Stripe retries a 503: %s", paid.Body)
+
+			for _, tt := range []struct{ name, path, bearer string }{
+				{"the customer reads the job", "/v1/jobs/" + unpaid.ID, unpaid.AccessToken},
+				{"an admin lists jobs", "/v1/admin/jobs", admin()},
+			} {
+				require.Equal(t, http.StatusOK, send(t, "GET", tt.path, tt.bearer, nil, nil).status, tt.name)
+			}
+
+			require.NoError(t, stack.TemporalCluster.Revive(context.Background(), role))
+			revived = true
+			var again api.CreateJobResponse
+			require.Eventually(t, func() bool {
+				a := send(t, "POST", "/v1/jobs", stack.SiteKey, body, order)
+				if a.status != http.StatusCreated {
+					return false
+				}
+				require.NoError(t, json.Unmarshal(a.body, &again))
+				return true
+			}, 60*time.Second, 500*time.Millisecond)
+			accessTokens.Store(again.AccessToken, true)
+			twice := send(t, "POST", "/v1/jobs", stack.SiteKey, body, order)
+			require.Equal(t, http.StatusCreated, twice.status)
+			require.Equal(t, "true", twice.header.Get("Idempotent-Replayed"))
+			var second api.CreateJobResponse
+			require.NoError(t, json.Unmarshal(twice.body, &second))
+			require.Equal(t, again.ID, second.ID)
+			// One job for the order: the refused attempt left nothing behind.
+			db, err := pgx.Connect(context.Background(), stack.Env["DATABASE_URL"])
+			require.NoError(t, err)
+			defer db.Close(context.Background())
+			var n int
+			require.NoError(t, db.QueryRow(context.Background(),
+				"select count(*) from jobs where image_url = $1 and created_at >= $2", body.ImageURL, started).Scan(&n))
+			require.Equal(t, 1, n, "one job for the order")
+			_, err = temporal.DescribeWorkflowExecution(context.Background(), jobs.WorkflowID(again.ID), "")
+			require.NoError(t, err, "its workflow runs")
+
+			// Stripe redelivers the payment: the job completes.
+			require.Eventually(t, func() bool {
+				res, err := paysim.Pay(context.Background(), paysimOptions(), unpaid.ID)
+				return err == nil && res.Status == http.StatusOK
+			}, 60*time.Second, 500*time.Millisecond)
+			waitFor(t, unpaid.ID, 60*time.Second, "completed", func(j api.AdminJob) bool { return j.Status == jobs.StatusCompleted })
+		})
+	}
 }

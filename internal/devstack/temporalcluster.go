@@ -282,7 +282,7 @@ func (c *TemporalCluster) writeConfig() error {
 	data := map[string]any{
 		"Ports": ports, "PostgresAddr": net.JoinHostPort("127.0.0.1", strconv.Itoa(c.opts.PostgresPort)),
 		"Shards": c.opts.HistoryShards, "Dir": c.opts.Dir, "Address": c.Address, "Namespace": c.opts.Namespace,
-		"Dynamic": dynamic,
+		"Dynamic": dynamic, "Roles": roleConfigs(ports),
 	}
 	files := map[string]*template.Template{
 		filepath.Join("config", "cluster.yaml"): serverConfig,
@@ -318,6 +318,24 @@ func (c *TemporalCluster) writeConfig() error {
 		}
 	}
 	return nil
+}
+
+// roleConfig is one role's entry under services: in the server's config.
+type roleConfig struct {
+	Name             string
+	GRPC, Ring, HTTP int
+}
+
+func roleConfigs(ports map[string]int) []roleConfig {
+	out := make([]roleConfig, 0, len(temporalRoles))
+	for _, role := range temporalRoles {
+		rc := roleConfig{Name: role, GRPC: ports[role], Ring: ports[role+"Ring"]}
+		if role == "frontend" {
+			rc.HTTP = ports["frontendHTTP"]
+		}
+		out = append(out, rc)
+	}
+	return out
 }
 
 // freeSmallPort finds a free loopback port below 32768: Temporal keeps its
@@ -658,27 +676,16 @@ global:
     maxJoinDuration: 30s
     broadcastAddress: 127.0.0.1
 services:
-  frontend:
+{{- range .Roles}}
+  {{.Name}}:
     rpc:
-      grpcPort: {{.Ports.frontend}}
-      membershipPort: {{.Ports.frontendRing}}
-      httpPort: {{.Ports.frontendHTTP}}
+      grpcPort: {{.GRPC}}
+      membershipPort: {{.Ring}}
+{{- if .HTTP}}
+      httpPort: {{.HTTP}}
+{{- end}}
       bindOnLocalHost: true
-  history:
-    rpc:
-      grpcPort: {{.Ports.history}}
-      membershipPort: {{.Ports.historyRing}}
-      bindOnLocalHost: true
-  matching:
-    rpc:
-      grpcPort: {{.Ports.matching}}
-      membershipPort: {{.Ports.matchingRing}}
-      bindOnLocalHost: true
-  worker:
-    rpc:
-      grpcPort: {{.Ports.worker}}
-      membershipPort: {{.Ports.workerRing}}
-      bindOnLocalHost: true
+{{- end}}
 clusterMetadata:
   enableGlobalNamespace: false
   failoverVersionIncrement: 10

@@ -3,6 +3,8 @@ package devstack
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"go.yaml.in/yaml/v3"
 )
 
 // clusterTestWorkflow sleeps through a durable timer, so that a role can
@@ -115,4 +118,90 @@ func TestTemporalCluster(t *testing.T) {
 	d, err := cl2.DescribeWorkflowExecution(ctx, "outlives-history", "")
 	require.NoError(t, err)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.GetWorkflowExecutionInfo().GetStatus())
+}
+
+// The generated configuration is what the server reads: every role on its
+// own ports (Temporal's standard ones when asked), PostgreSQL for both
+// stores, and the dynamic settings given, after the built-in ones.
+func TestTemporalClusterConfig(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		opts     TemporalClusterOptions
+		frontend int
+		history  int
+		dynamic  map[string]any
+	}{
+		{"standard ports", TemporalClusterOptions{Port: 7233, StandardPorts: true, PostgresPort: 5432, HistoryShards: 16},
+			7233, 7234, map[string]any{"system.forceSearchAttributesCacheRefreshOnRead": true}},
+		{"free ports and tuning", TemporalClusterOptions{PostgresPort: 5433, HistoryShards: 4,
+			DynamicConfig: []string{"matching.numTaskqueueReadPartitions=1", `frontend.namespaceRPS={"x":1}`}},
+			0, 0, map[string]any{"matching.numTaskqueueReadPartitions": 1, "frontend.namespaceRPS": map[string]any{"x": 1}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Dir = t.TempDir()
+			c := &TemporalCluster{opts: tt.opts}
+			require.NoError(t, c.writeConfig())
+			var cfg struct {
+				Persistence struct {
+					NumHistoryShards int `yaml:"numHistoryShards"`
+					Datastores       map[string]struct {
+						SQL struct {
+							PluginName   string `yaml:"pluginName"`
+							DatabaseName string `yaml:"databaseName"`
+						} `yaml:"sql"`
+					} `yaml:"datastores"`
+				} `yaml:"persistence"`
+				Services map[string]struct {
+					RPC struct {
+						GRPCPort       int `yaml:"grpcPort"`
+						MembershipPort int `yaml:"membershipPort"`
+						HTTPPort       int `yaml:"httpPort"`
+					} `yaml:"rpc"`
+				} `yaml:"services"`
+			}
+			raw, err := os.ReadFile(filepath.Join(tt.opts.Dir, "config", "cluster.yaml"))
+			require.NoError(t, err)
+			require.NoError(t, yaml.Unmarshal(raw, &cfg), string(raw))
+			assert.Equal(t, tt.opts.HistoryShards, cfg.Persistence.NumHistoryShards)
+			assert.Len(t, cfg.Persistence.Datastores, 2)
+			dbs := []string{}
+			for _, ds := range cfg.Persistence.Datastores {
+				assert.Equal(t, "postgres12", ds.SQL.PluginName)
+				dbs = append(dbs, ds.SQL.DatabaseName)
+			}
+			assert.ElementsMatch(t, []string{temporalDB, temporalVisibilityDB}, dbs)
+			used := map[int]bool{}
+			for _, role := range temporalRoles {
+				rpc := cfg.Services[role].RPC
+				for _, p := range []int{rpc.GRPCPort, rpc.MembershipPort} {
+					require.NotZero(t, p, role)
+					require.Less(t, p, 32768, "%s: Temporal keeps ports in a smallint", role)
+					require.False(t, used[p], "%s: port %d used twice", role, p)
+					used[p] = true
+				}
+			}
+			assert.NotZero(t, cfg.Services["frontend"].RPC.HTTPPort)
+			if tt.frontend != 0 {
+				assert.Equal(t, tt.frontend, cfg.Services["frontend"].RPC.GRPCPort)
+				assert.Equal(t, tt.history, cfg.Services["history"].RPC.GRPCPort)
+			}
+			assert.Equal(t, "127.0.0.1:"+strconv.Itoa(cfg.Services["frontend"].RPC.GRPCPort), c.Address)
+
+			var dyn map[string][]struct {
+				Value any `yaml:"value"`
+			}
+			raw, err = os.ReadFile(filepath.Join(tt.opts.Dir, "config", "dynamic.yaml"))
+			require.NoError(t, err)
+			require.NoError(t, yaml.Unmarshal(raw, &dyn), string(raw))
+			for k, v := range tt.dynamic {
+				require.Contains(t, dyn, k)
+				assert.Equal(t, v, dyn[k][0].Value, k)
+			}
+		})
+	}
+}
+
+func TestTemporalClusterConfigRefusesBadDynamicConfig(t *testing.T) {
+	c := &TemporalCluster{opts: TemporalClusterOptions{Dir: t.TempDir(), PostgresPort: 5432, DynamicConfig: []string{"no-value"}}}
+	require.ErrorContains(t, c.writeConfig(), `dynamic config "no-value"`)
 }

@@ -60,19 +60,7 @@ func TestEveryRouteAnswers503WhilePostgreSQLIsAway(t *testing.T) {
 	require.NoError(t, <-restarted)
 
 	// Back: the retry makes the job, once, and reads work again.
-	var again api.CreateJobResponse
-	require.Eventually(t, func() bool {
-		a := send(t, "POST", "/v1/jobs", stack.SiteKey, body, order)
-		if a.status != http.StatusCreated {
-			return false
-		}
-		require.NoError(t, json.Unmarshal(a.body, &again))
-		return true
-	}, 30*time.Second, 200*time.Millisecond)
-	accessTokens.Store(again.AccessToken, true)
-	twice := send(t, "POST", "/v1/jobs", stack.SiteKey, body, order)
-	require.Equal(t, http.StatusCreated, twice.status)
-	require.Equal(t, "true", twice.header.Get("Idempotent-Replayed"))
+	retryCreation(t, body, order, 30*time.Second)
 	require.Equal(t, http.StatusOK, send(t, "GET", "/v1/jobs/"+created.ID, created.AccessToken, nil, nil).status)
 }
 
@@ -121,22 +109,7 @@ func TestTemporalRoutesAnswer503WhileTemporalIsAway(t *testing.T) {
 
 			require.NoError(t, stack.TemporalCluster.Revive(context.Background(), role))
 			revived = true
-			var again api.CreateJobResponse
-			require.Eventually(t, func() bool {
-				a := send(t, "POST", "/v1/jobs", stack.SiteKey, body, order)
-				if a.status != http.StatusCreated {
-					return false
-				}
-				require.NoError(t, json.Unmarshal(a.body, &again))
-				return true
-			}, 60*time.Second, 500*time.Millisecond)
-			accessTokens.Store(again.AccessToken, true)
-			twice := send(t, "POST", "/v1/jobs", stack.SiteKey, body, order)
-			require.Equal(t, http.StatusCreated, twice.status)
-			require.Equal(t, "true", twice.header.Get("Idempotent-Replayed"))
-			var second api.CreateJobResponse
-			require.NoError(t, json.Unmarshal(twice.body, &second))
-			require.Equal(t, again.ID, second.ID)
+			again := retryCreation(t, body, order, 60*time.Second)
 			// One job for the order: the refused attempt left nothing behind.
 			db, err := pgx.Connect(context.Background(), stack.Env["DATABASE_URL"])
 			require.NoError(t, err)
@@ -156,4 +129,27 @@ func TestTemporalRoutesAnswer503WhileTemporalIsAway(t *testing.T) {
 			waitFor(t, unpaid.ID, 60*time.Second, "completed", func(j api.AdminJob) bool { return j.Status == jobs.StatusCompleted })
 		})
 	}
+}
+
+// retryCreation repeats a creation refused during an outage until it
+// makes the job, and shows that one more try replays that same job.
+func retryCreation(t *testing.T, body createReq, order map[string]string, within time.Duration) api.CreateJobResponse {
+	t.Helper()
+	var created api.CreateJobResponse
+	require.Eventually(t, func() bool {
+		a := send(t, "POST", "/v1/jobs", stack.SiteKey, body, order)
+		if a.status != http.StatusCreated {
+			return false
+		}
+		require.NoError(t, json.Unmarshal(a.body, &created))
+		return true
+	}, within, 200*time.Millisecond)
+	accessTokens.Store(created.AccessToken, true)
+	twice := send(t, "POST", "/v1/jobs", stack.SiteKey, body, order)
+	require.Equal(t, http.StatusCreated, twice.status)
+	require.Equal(t, "true", twice.header.Get("Idempotent-Replayed"))
+	var replayed api.CreateJobResponse
+	require.NoError(t, json.Unmarshal(twice.body, &replayed))
+	require.Equal(t, created.ID, replayed.ID)
+	return created
 }

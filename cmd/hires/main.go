@@ -3,7 +3,7 @@
 //	hires api       serve the REST API
 //	hires worker    run the job workflows and activities
 //	hires migrate   apply database migrations and exit
-//	hires dev       run the whole stack locally (make run)
+//	hires dev [-cluster]   run the whole stack locally (make run; make cluster: in its production shape)
 //	hires pay JOB   simulate the customer paying for a job (signed Stripe webhook)
 //	hires expire JOB   simulate the Checkout Session expiring unpaid
 //	hires keys create --name NAME | list | revoke ID   manage site keys (admin API)
@@ -76,7 +76,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev | pay JOB_ID | pay-bank JOB_ID | bank-succeeded JOB_ID | bank-failed JOB_ID | expire JOB_ID | keys create|list|revoke | webhooks create|rotate | check URL")
+	fmt.Fprintln(os.Stderr, "usage: hires api | worker | migrate | dev [-cluster] | pay JOB_ID | pay-bank JOB_ID | bank-succeeded JOB_ID | bank-failed JOB_ID | expire JOB_ID | keys create|list|revoke | webhooks create|rotate | check URL")
 }
 
 // newLogger writes to w at LOG_LEVEL (debug, info, warn, error; default

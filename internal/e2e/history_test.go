@@ -4,9 +4,11 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -43,4 +45,34 @@ func recordWorkflowHistory(t *testing.T, workflowID, name string) {
 	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(&h)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name+".json"), append(b, '\n'), 0o644))
+}
+
+// logHistory logs a workflow's events, one line each with its time and any
+// failure, to explain a test that failed.
+func logHistory(t *testing.T, workflowID string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	it := temporal.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Logf("history of %s: %v", workflowID, err)
+			return
+		}
+		line := fmt.Sprintf("%s %3d %s", e.GetEventTime().AsTime().Format("15:04:05.000"), e.GetEventId(), e.GetEventType())
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+			line += " " + a.GetActivityType().GetName()
+		}
+		if a := e.GetMarkerRecordedEventAttributes(); a != nil && a.GetFailure() != nil {
+			line += " failure: " + a.GetFailure().GetMessage()
+		}
+		if a := e.GetActivityTaskFailedEventAttributes(); a != nil {
+			line += " failure: " + a.GetFailure().GetMessage()
+		}
+		if a := e.GetActivityTaskTimedOutEventAttributes(); a != nil {
+			line += " failure: " + a.GetFailure().GetMessage()
+		}
+		t.Log(line)
+	}
 }

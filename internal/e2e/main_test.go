@@ -26,6 +26,7 @@ import (
 	"hires/internal/apispec"
 	"hires/internal/events"
 	"hires/internal/events/eventschema"
+	"hires/internal/jobs"
 	"hires/internal/localstack"
 	"hires/internal/paysim"
 	"hires/internal/stripetest"
@@ -380,6 +381,13 @@ func adminJob(t *testing.T, id string) api.AdminJob {
 }
 
 // waitFor polls the job until cond holds, failing after timeout.
+func deref(s *string) string {
+	if s == nil {
+		return "-"
+	}
+	return *s
+}
+
 func waitFor(t *testing.T, id string, timeout time.Duration, what string, cond func(api.AdminJob) bool) api.AdminJob {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -389,7 +397,9 @@ func waitFor(t *testing.T, id string, timeout time.Duration, what string, cond f
 			return j
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %s: %s not reached within %s (status %s)", id, what, timeout, j.Status)
+			logHistory(t, jobs.WorkflowID(id))
+			t.Fatalf("job %s: %s not reached within %s (status %s, failure %s: %s)", id, what, timeout, j.Status,
+				deref(j.FailureReason), deref(j.FailureDetail))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

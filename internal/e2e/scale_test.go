@@ -140,7 +140,7 @@ func TestAPIShutdownUnderLoadLosesNothing(t *testing.T) {
 		refused int
 		bad     []string
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
@@ -168,7 +168,13 @@ func TestAPIShutdownUnderLoadLosesNothing(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond) // load is running
+	// Load is running: jobs are being made (slower on a busy cluster).
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(created) >= 4 || len(bad) > 0
+	}, 30*time.Second, 50*time.Millisecond, "no job created before the shutdown")
+	require.Empty(t, bad, "failures before the shutdown")
 	require.NoError(t, second.proc.cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case <-second.proc.exited:

@@ -17,6 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
 	"hires/internal/jobs"
 	"hires/internal/store"
 	"hires/internal/temporalclient"
@@ -136,7 +140,10 @@ type ParkedCheckpoint struct {
 	ParkSeconds float64 `json:"park_seconds"`
 	ParkRate    float64 `json:"park_jobs_per_second"`
 	ParkErrors  int     `json:"park_errors"`
-	Databases   DBSizes `json:"databases"`
+	// SettleSeconds is how long the workers then took to work off the new
+	// jobs' tasks (the task queue's backlog back to zero), at least 5 s.
+	SettleSeconds float64 `json:"settle_seconds"`
+	Databases     DBSizes `json:"databases"`
 	// PerJobKiB is the databases' growth since the first checkpoint per
 	// job parked since then.
 	PerJobKiB   float64 `json:"growth_kib_per_parked_job"`
@@ -371,12 +378,15 @@ func (d *driver) completions(ctx context.Context, ids []string) (hooks, done []t
 func measureParked(ctx context.Context, d *driver, cfg ScaleConfig, r *ScaleResults, say func(string, ...any)) error {
 	parked := 0
 	checkpoint := func(cp ParkedCheckpoint) error {
-		time.Sleep(10 * time.Second) // the workers finish the new jobs' first tasks
+		settle, err := d.settle(ctx)
+		if err != nil {
+			return err
+		}
+		cp.SettleSeconds = round2(settle.Seconds())
 		cp.Parked, cp.LoadAverage = parked, loadAverage()
 		if n, err := d.runningJobs(ctx); err == nil {
 			cp.Running = n
 		}
-		var err error
 		if cp.Databases, cp.Connections, err = d.s.databases(ctx); err != nil {
 			return fmt.Errorf("database sizes: %w", err)
 		}
@@ -615,4 +625,40 @@ func ParseScaleFlags(args []string, out io.Writer) (ScaleConfig, error) {
 		return cfg, errors.New("-warmup and -parked-workers must not be negative")
 	}
 	return cfg, nil
+}
+
+// settle waits until the workers have worked off the job task queue's
+// backlog (workflow and activity tasks), at least 5 s and at most 10
+// minutes, and returns how long that took. A server that does not report
+// backlogs gets 10 s.
+func (d *driver) settle(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	minWait, maxWait := 5*time.Second, 10*time.Minute
+	for {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		waited := time.Since(start)
+		if waited < minWait {
+			continue
+		}
+		backlog, known := int64(0), true
+		for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+			resp, err := d.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+				Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: jobs.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+				TaskQueueType: typ, ReportStats: true,
+			})
+			if err != nil || resp.GetStats() == nil {
+				known = false
+				break
+			}
+			backlog += resp.GetStats().GetApproximateBacklogCount()
+		}
+		switch {
+		case known && backlog == 0, !known && waited >= 10*time.Second, waited >= maxWait:
+			return waited, nil
+		}
+	}
 }

@@ -326,6 +326,7 @@ func TestScaleMarkdown(t *testing.T) {
 	md := ScaleMarkdown(r)
 	for _, want := range []string{
 		"Measured 2026-12-01 on Test CPU, 2 cores, 24 GiB RAM, Linux 6.1, go1.26; `make bench-cluster` took 5m0s.",
+		"Settings: dev then cluster; worker processes 1, 2; 60 lifecycles per worker count at concurrency 50, after 20 not counted; parked checkpoints 500 on the cluster, created at concurrency 16 with 2 workers, 30 jobs timed one at a time at each.",
 		"| Temporal server (cluster) | v1.29.1 |",
 		"Stack start-up (PostgreSQL, Temporal, the other components): dev 3 s, cluster 30 s.",
 		"| dev | 1 | 60 | 5.00 | 20.0 | 30.0 | 40.0 | 100.0 | 150.0 | 200.0 |",
@@ -336,12 +337,12 @@ func TestScaleMarkdown(t *testing.T) {
 		"| cluster | 2 | 15.0 | 6.0 (0.40) | | 102 |",
 		"| workers | Temporal history | Temporal matching |",
 		"| 2 | 4.0 | 1.0 |",
-		"| 0 | 3 | - | 10.0 | 2.0 | 8.0 | 20.0 | - | 0 |",
+		"| 0 | 3 | - | 0 | 10.0 | 2.0 | 8.0 | 20.0 | - | 0 |",
 		"| 500 | 503 | 40.0 |",
 		"| 20.48 |",
-		"| parked | Temporal history | PostgreSQL | worker 1 |",
-		"| 0 | 80.0 | 60.0 | |",
-		"| 500 | 90.0 | 70.0 | 50.0 |",
+		"| parked | Temporal history | worker 1 | PostgreSQL |",
+		"| 0 | 80.0 | | 60.0 |",
+		"| 500 | 90.0 | 50.0 | 70.0 |",
 		"| 500 | 30 | 25.0 |",
 	} {
 		if !strings.Contains(md, want) {
@@ -354,6 +355,10 @@ func TestScaleMarkdown(t *testing.T) {
 		}
 	}
 
+	r.Config.Temporals = []string{"dev"}
+	if md := ScaleMarkdown(r); !strings.Contains(md, "after 20 not counted; no parked checkpoints.") {
+		t.Errorf("a run without the cluster names parked checkpoints:\n%s", md[:400])
+	}
 	r.Complete, r.Stopped = false, "cluster: temporal cluster: make cluster-tools"
 	if md := ScaleMarkdown(r); !strings.Contains(md, "stopped early after 5m0s (cluster: temporal cluster: make cluster-tools)") {
 		t.Errorf("a stopped run does not say so:\n%s", md[:200])

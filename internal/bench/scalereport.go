@@ -42,9 +42,13 @@ func ScaleMarkdown(r *ScaleResults) string {
 	p("Measured %s on %s, %d cores, %s RAM, Linux %s, %s; `make bench-cluster` %s.\n\n",
 		r.Started.Format("2006-01-02"), m.CPU, m.Cores, m.Memory, m.Kernel, m.Go, state)
 
-	p("Settings: %s; %d lifecycles per worker count at concurrency %d, after %d not counted; parked checkpoints %s on the cluster, created at concurrency %d with %s, %d jobs timed one at a time at each.\n\n",
-		strings.Join(c.Temporals, " then "), c.Lifecycles, c.Concurrency, c.Warmup, joinInts(c.Parked), c.ParkConcurrency,
-		parkedWorkers(c), c.Samples)
+	parking := "no parked checkpoints"
+	if len(c.Parked) > 0 && slices.Contains(c.Temporals, TemporalCluster) {
+		parking = fmt.Sprintf("parked checkpoints %s on the cluster, created at concurrency %d with %s, %d jobs timed one at a time at each",
+			joinInts(c.Parked), c.ParkConcurrency, parkedWorkers(c), c.Samples)
+	}
+	p("Settings: %s; worker processes %s; %d lifecycles per worker count at concurrency %d, after %d not counted; %s.\n\n",
+		strings.Join(c.Temporals, " then "), joinInts(c.Workers), c.Lifecycles, c.Concurrency, c.Warmup, parking)
 	p("The service runs with %s; both Temporals with %s; the cluster has %d history shards and keeps its databases on the same PostgreSQL as the app.\n\n",
 		envList(r.Settings), strings.Join(r.ServerTuning, ", "), r.HistoryShards)
 	if len(r.Versions) > 0 {
@@ -157,12 +161,12 @@ func parkedTables(r *ScaleResults) string {
 	c := r.Config
 	p("\n#### Jobs parked on the cluster (awaiting payment), created through the API at concurrency %d with %s\n\n", c.ParkConcurrency, parkedWorkers(c))
 	p("The first row is before any was parked (the jobs of the lifecycle runs are kept by Temporal's retention); growth per job is counted from it.\n\n")
-	p("| parked | running workflows | parking rate jobs/s | temporal MiB | temporal_visibility MiB | hires MiB | total MiB | growth KiB per parked job | PostgreSQL connections |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| parked | running workflows | parking rate jobs/s | backlog worked off s | temporal MiB | temporal_visibility MiB | hires MiB | total MiB | growth KiB per parked job | PostgreSQL connections |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.Parked {
 		d := x.Databases
-		p("| %d | %d | %s | %.1f | %.1f | %.1f | %.1f | %s | %d |\n", x.Parked, x.Running, orDash(x.ParkRate, "%.1f"),
-			d.Temporal, d.Visibility, d.App, d.Total, orDash(x.PerJobKiB, "%.2f"), x.Connections)
+		p("| %d | %d | %s | %.0f | %.1f | %.1f | %.1f | %.1f | %s | %d |\n", x.Parked, x.Running, orDash(x.ParkRate, "%.1f"),
+			x.SettleSeconds, d.Temporal, d.Visibility, d.App, d.Total, orDash(x.PerJobKiB, "%.2f"), x.Connections)
 	}
 
 	var names []string
@@ -173,6 +177,7 @@ func parkedTables(r *ScaleResults) string {
 			}
 		}
 	}
+	slices.SortStableFunc(names, func(a, b string) int { return memoryRank(a) - memoryRank(b) })
 	p("\nResident memory (MiB; PostgreSQL: PSS of the server and its backends):\n\n| parked | %s |\n|---:|%s\n", strings.Join(names, " | "), strings.Repeat("---:|", len(names)))
 	for _, x := range r.Parked {
 		p("| %d |", x.Parked)
@@ -254,4 +259,15 @@ func envList(env map[string]string) string {
 		keys[i] = "`" + k + "=" + env[k] + "`"
 	}
 	return strings.Join(keys, ", ")
+}
+
+// memoryRank orders the memory table's columns: Temporal, the workers, the
+// API, PostgreSQL.
+func memoryRank(name string) int {
+	for i, prefix := range []string{"Temporal", "worker", "API", "PostgreSQL"} {
+		if strings.HasPrefix(name, prefix) {
+			return i
+		}
+	}
+	return 4
 }

@@ -84,8 +84,11 @@ type ScaleResults struct {
 	Settings      map[string]string `json:"settings"`
 	ServerTuning  []string          `json:"temporal_dynamic_config"`
 	HistoryShards int               `json:"cluster_history_shards"`
-	Started       time.Time         `json:"started"`
-	Took          string            `json:"took"`
+	// PostgresMaxConnections is the server's max_connections, which the
+	// cluster's roles, the workers and the API share.
+	PostgresMaxConnections int       `json:"postgres_max_connections"`
+	Started                time.Time `json:"started"`
+	Took                   string    `json:"took"`
 	// Complete is false while the run goes on, or when it stopped early
 	// (Stopped says why); what was measured until then is kept.
 	Complete bool    `json:"complete"`
@@ -170,8 +173,8 @@ type DBSizes struct {
 // ProcMem is one process's resident memory.
 type ProcMem struct {
 	Name string  `json:"name"`
-	RSS  float64 `json:"rss_mib"`
-	Peak float64 `json:"peak_mib"`
+	RSS  float64 `json:"rss_mib,omitempty"`
+	Peak float64 `json:"peak_mib,omitempty"`
 	// PSS is used for PostgreSQL (the server and its backends, shared
 	// pages split), where RSS would count shared buffers many times.
 	PSS float64 `json:"pss_mib,omitempty"`
@@ -237,7 +240,7 @@ func scaleOn(ctx context.Context, mode, dir string, logf io.Writer, cfg ScaleCon
 	defer s.stop()
 	r.Stacks = append(r.Stacks, Stack{Temporal: mode, StartSeconds: round2(time.Since(start).Seconds())})
 	if r.Versions["postgresql"] == "" {
-		r.Versions["postgresql"] = postgresVersion(ctx, s)
+		r.Versions["postgresql"], r.PostgresMaxConnections = postgresVersion(ctx, s)
 	}
 	c, err := temporalclient.Dial(s.TemporalAddress, "default", slog.New(slog.NewTextHandler(logf, nil)))
 	if err != nil {

@@ -49,8 +49,8 @@ func ScaleMarkdown(r *ScaleResults) string {
 	}
 	p("Settings: %s; worker processes %s; %d lifecycles per worker count at concurrency %d, after %d not counted; %s.\n\n",
 		strings.Join(c.Temporals, " then "), joinInts(c.Workers), c.Lifecycles, c.Concurrency, c.Warmup, parking)
-	p("The service runs with %s; both Temporals with %s; the cluster has %d history shards and keeps its databases on the same PostgreSQL as the app.\n\n",
-		envList(r.Settings), strings.Join(r.ServerTuning, ", "), r.HistoryShards)
+	p("The service runs with %s (the workers' capacities, `WORKER_MAX_CONCURRENT_*` and `WORKER_STICKY_CACHE_SIZE`, at their defaults); both Temporals with %s; the cluster has %d history shards and keeps its databases on the app's PostgreSQL (`max_connections` %d), whose data is throw-away (fsync off).\n\n",
+		envList(r.Settings), strings.Join(r.ServerTuning, ", "), r.HistoryShards, r.PostgresMaxConnections)
 	if len(r.Versions) > 0 {
 		p("| component | version |\n|---|---|\n")
 		keys := make([]string, 0, len(r.Versions))

@@ -77,7 +77,7 @@ func (s *stack) processMemory() []ProcMem {
 	if s.api != nil {
 		add("API", s.api.Process.Pid)
 	}
-	out = append(out, ProcMem{Name: "PostgreSQL", PSS: treePSS(s.pg.PID())})
+	out = append(out, ProcMem{Name: "PostgreSQL", PSS: round2(treePSS(s.pg.PID()))})
 	return out
 }
 
@@ -115,17 +115,19 @@ func (s *stack) databases(ctx context.Context) (DBSizes, int, error) {
 
 func mib(bytes int64) float64 { return round2(float64(bytes) / (1 << 20)) }
 
-func postgresVersion(ctx context.Context, s *stack) string {
+// postgresVersion is the server's version and max_connections.
+func postgresVersion(ctx context.Context, s *stack) (string, int) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, s.pg.URL)
 	if err != nil {
-		return ""
+		return "", 0
 	}
 	defer conn.Close(ctx)
 	var v string
-	_ = conn.QueryRow(ctx, "SHOW server_version").Scan(&v)
-	return v
+	var maxConns int
+	_ = conn.QueryRow(ctx, "SELECT current_setting('server_version'), current_setting('max_connections')::int").Scan(&v, &maxConns)
+	return v, maxConns
 }
 
 // versions names what ran: the pinned tools (read from their binaries'

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
@@ -130,6 +132,8 @@ type ScaleRun struct {
 	LoadAverage string `json:"load_average"`
 	Errors      int    `json:"errors"`
 	FirstError  string `json:"first_error,omitempty"`
+	// Slowest is the job with the longest payment->completed.
+	Slowest *SlowJob `json:"slowest_payment_to_completed,omitempty"`
 }
 
 // ParkedCheckpoint is what was measured with a number of jobs parked.
@@ -160,6 +164,23 @@ type ParkedCheckpoint struct {
 	LoadAverage        string      `json:"load_average"`
 	Errors             int         `json:"errors"`
 	FirstError         string      `json:"first_error,omitempty"`
+	// Slowest is the sample with the longest payment->completed.
+	Slowest *SlowJob `json:"slowest_payment_to_completed,omitempty"`
+}
+
+// SlowJob is one job's payment->completed, with the longest waits of its
+// workflow's history, to tell queueing from a timeout or a retry.
+type SlowJob struct {
+	JobID string  `json:"job_id"`
+	MS    float64 `json:"payment_to_completed_ms"`
+	Gaps  []Gap   `json:"longest_gaps"`
+}
+
+// Gap is the time between two consecutive events of a history.
+type Gap struct {
+	From string  `json:"from"`
+	To   string  `json:"to"`
+	MS   float64 `json:"ms"`
 }
 
 // DBSizes are pg_database_size of each database, in MiB.
@@ -327,12 +348,13 @@ func measureLifecycles(ctx context.Context, d *driver, cfg ScaleConfig, mode str
 	run.Create = percentiles(creates.d)
 	run.CPU = cpuBetween(groups.whole(), before, after, wall, len(ids))
 	run.TemporalRoles = cpuParts(groups, before, after, wall, len(ids))
-	hooks, done, err := d.completions(ctx, ids)
+	hooks, done, doneIDs, err := d.completions(ctx, ids)
 	if err != nil {
 		run.Errors++
 		run.FirstError = cmpOr(run.FirstError, err.Error())
 	}
 	run.Webhook, run.PaymentToCompleted = percentiles(hooks), percentiles(done)
+	run.Slowest = d.slowest(ctx, doneIDs, done)
 	return run, nil
 }
 
@@ -360,7 +382,7 @@ func (d *driver) timedLifecycle(ctx context.Context) (string, time.Duration, err
 // completions reads, for jobs already completed, how long their payment
 // webhook's answer took and the time from sending it to the job's
 // completion as the job record has it.
-func (d *driver) completions(ctx context.Context, ids []string) (hooks, done []time.Duration, err error) {
+func (d *driver) completions(ctx context.Context, ids []string) (hooks, done []time.Duration, doneIDs []string, err error) {
 	for _, id := range ids {
 		j, gerr := d.store.Get(ctx, id)
 		if gerr != nil || j.ProcessingCompletedAt == nil {
@@ -372,8 +394,9 @@ func (d *driver) completions(ctx context.Context, ids []string) (hooks, done []t
 		d.mu.Unlock()
 		hooks = append(hooks, hook)
 		done = append(done, j.ProcessingCompletedAt.Sub(paid))
+		doneIDs = append(doneIDs, id)
 	}
-	return hooks, done, err
+	return hooks, done, doneIDs, err
 }
 
 // measureParked parks jobs awaiting payment up to each checkpoint and
@@ -399,8 +422,9 @@ func measureParked(ctx context.Context, d *driver, cfg ScaleConfig, r *ScaleResu
 		}
 		cp.Memory = d.s.processMemory()
 		var creates, done []time.Duration
+		var doneIDs []string
 		for range cfg.Samples {
-			c, p, err := d.sampleJob(ctx)
+			id, c, p, err := d.sampleJob(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -409,9 +433,10 @@ func measureParked(ctx context.Context, d *driver, cfg ScaleConfig, r *ScaleResu
 				cp.FirstError = cmpOr(cp.FirstError, err.Error())
 				continue
 			}
-			creates, done = append(creates, c), append(done, p)
+			creates, done, doneIDs = append(creates, c), append(done, p), append(doneIDs, id)
 		}
 		cp.Create, cp.PaymentToCompleted = percentiles(creates), percentiles(done)
+		cp.Slowest = d.slowest(ctx, doneIDs, done)
 		r.Parked = append(r.Parked, cp)
 		say("%d parked (%d running): databases %.0f MiB (%.2f KiB/job); create p50 %.0f ms; payment->completed p50 %.0f ms p99 %.0f ms%s",
 			cp.Parked, cp.Running, cp.Databases.Total, cp.PerJobKiB, cp.Create.P50, cp.PaymentToCompleted.P50, cp.PaymentToCompleted.P99,
@@ -459,17 +484,17 @@ func measureParked(ctx context.Context, d *driver, cfg ScaleConfig, r *ScaleResu
 // sampleJob creates a job, pays it and follows it to completion, returning
 // how long POST /v1/jobs took and the time from the payment webhook to the
 // job's completion.
-func (d *driver) sampleJob(ctx context.Context) (create, done time.Duration, err error) {
-	id, create, err := d.createJob(ctx)
+func (d *driver) sampleJob(ctx context.Context) (id string, create, done time.Duration, err error) {
+	id, create, err = d.createJob(ctx)
 	if err != nil {
-		return 0, 0, err
+		return "", 0, 0, err
 	}
 	s, err := d.paidSession(ctx, id)
 	if err != nil {
-		return 0, 0, err
+		return "", 0, 0, err
 	}
 	if _, err := d.payWebhook(ctx, s); err != nil {
-		return 0, 0, err
+		return "", 0, 0, err
 	}
 	wait, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -479,14 +504,14 @@ func (d *driver) sampleJob(ctx context.Context) (create, done time.Duration, err
 			d.mu.Lock()
 			paid := d.paidAt[id]
 			d.mu.Unlock()
-			return create, j.ProcessingCompletedAt.Sub(paid), nil
+			return id, create, j.ProcessingCompletedAt.Sub(paid), nil
 		}
 		if err == nil && j.Status.Final() && j.Status != jobs.StatusCompleted {
-			return 0, 0, fmt.Errorf("job %s ended %s", id, j.Status)
+			return "", 0, 0, fmt.Errorf("job %s ended %s", id, j.Status)
 		}
 		select {
 		case <-wait.Done():
-			return 0, 0, fmt.Errorf("job %s: not completed within 2 minutes of its payment", id)
+			return "", 0, 0, fmt.Errorf("job %s: not completed within 2 minutes of its payment", id)
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
@@ -664,4 +689,46 @@ func (d *driver) settle(ctx context.Context) (time.Duration, error) {
 			return waited, nil
 		}
 	}
+}
+
+// slowest describes the job with the longest payment->completed: its
+// workflow history's three longest gaps. Reading the history is best effort.
+func (d *driver) slowest(ctx context.Context, ids []string, done []time.Duration) *SlowJob {
+	if len(ids) == 0 {
+		return nil
+	}
+	i := 0
+	for j := range done {
+		if done[j] > done[i] {
+			i = j
+		}
+	}
+	sj := &SlowJob{JobID: ids[i], MS: ms(done[i])}
+	if h, err := history(ctx, d.temporal, jobs.WorkflowID(ids[i])); err == nil {
+		sj.Gaps = longestGaps(h, 3)
+	}
+	return sj
+}
+
+// longestGaps are the n longest times between consecutive events of a
+// history, longest first (an activity's attempt shows as its scheduled
+// event's type, a timer's as TimerStarted).
+func longestGaps(h *historypb.History, n int) []Gap {
+	ev := h.GetEvents()
+	var gaps []Gap
+	for i := 1; i < len(ev); i++ {
+		gaps = append(gaps, Gap{From: eventName(ev[i-1]), To: eventName(ev[i]),
+			MS: ms(ev[i].GetEventTime().AsTime().Sub(ev[i-1].GetEventTime().AsTime()))})
+	}
+	slices.SortStableFunc(gaps, func(a, b Gap) int { return cmp.Compare(b.MS, a.MS) })
+	return gaps[:min(n, len(gaps))]
+}
+
+// eventName is an event's type, with the activity's name when scheduled.
+func eventName(e *historypb.HistoryEvent) string {
+	name := e.GetEventType().String()
+	if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+		name += " " + a.GetActivityType().GetName()
+	}
+	return fmt.Sprintf("#%d %s", e.GetEventId(), name)
 }

@@ -9,6 +9,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func TestPercentiles(t *testing.T) {
@@ -313,7 +318,8 @@ func TestScaleMarkdown(t *testing.T) {
 				CPU: []CPUUse{{Group: "Temporal", Seconds: 3, Cores: 0.25, PerLifecycleMS: 50}, {Group: "machine total", Seconds: 20, Cores: 1.67}}},
 			{Temporal: "cluster", Workers: 2, Lifecycles: 59, Seconds: 15, PerSecond: 3.93, Errors: 1, FirstError: "HTTP 503 | down",
 				CPU:           []CPUUse{{Group: "Temporal", Seconds: 6, Cores: 0.4, PerLifecycleMS: 101.69}},
-				TemporalRoles: []CPUUse{{Group: "Temporal history", Seconds: 4}, {Group: "Temporal matching", Seconds: 1}}},
+				TemporalRoles: []CPUUse{{Group: "Temporal history", Seconds: 4}, {Group: "Temporal matching", Seconds: 1}},
+				Slowest:       &SlowJob{JobID: "j1", MS: 9000, Gaps: []Gap{{From: "#5 WorkflowTaskStarted", To: "#6 WorkflowTaskTimedOut", MS: 8000}}}},
 		},
 		Parked: []ParkedCheckpoint{
 			{Parked: 0, Running: 3, Databases: DBSizes{Temporal: 10, Visibility: 2, App: 8, Total: 20},
@@ -344,6 +350,7 @@ func TestScaleMarkdown(t *testing.T) {
 		"| 0 | 80.0 | | 60.0 |",
 		"| 500 | 90.0 | 50.0 | 70.0 |",
 		"| 500 | 30 | 25.0 |",
+		"- cluster, 2 worker(s): 9000 ms (job j1): #5 WorkflowTaskStarted -> #6 WorkflowTaskTimedOut 8000 ms\n",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)
@@ -369,5 +376,44 @@ func TestScaleMarkdown(t *testing.T) {
 	}
 	if md := ScaleMarkdown(&ScaleResults{Complete: true}); strings.Contains(md, "Jobs parked") || strings.Contains(md, "CPU seconds") {
 		t.Errorf("an empty run renders tables it has no rows for:\n%s", md)
+	}
+}
+
+func TestLongestGaps(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	ev := func(id int64, typ enumspb.EventType, at time.Duration) *historypb.HistoryEvent {
+		return &historypb.HistoryEvent{EventId: id, EventType: typ, EventTime: timestamppb.New(t0.Add(at))}
+	}
+	sched := ev(4, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, 300*time.Millisecond)
+	sched.Attributes = &historypb.HistoryEvent_ActivityTaskScheduledEventAttributes{
+		ActivityTaskScheduledEventAttributes: &historypb.ActivityTaskScheduledEventAttributes{ActivityType: &commonpb.ActivityType{Name: "StoreResult"}},
+	}
+	h := &historypb.History{Events: []*historypb.HistoryEvent{
+		ev(1, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, 0),
+		ev(2, enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, 10*time.Millisecond),
+		ev(3, enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED, 200*time.Millisecond),
+		sched,
+		ev(5, enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED, 5300*time.Millisecond),
+		ev(6, enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, 5350*time.Millisecond),
+	}}
+	tests := []struct {
+		name string
+		h    *historypb.History
+		n    int
+		want []Gap
+	}{
+		{"empty", &historypb.History{}, 3, nil},
+		{"one event", &historypb.History{Events: h.Events[:1]}, 3, nil},
+		{"longest first, activity named", h, 2, []Gap{
+			{From: "#4 ActivityTaskScheduled StoreResult", To: "#5 ActivityTaskStarted", MS: 5000},
+			{From: "#2 WorkflowTaskScheduled", To: "#3 WorkflowTaskStarted", MS: 190},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := longestGaps(tt.h, tt.n); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }

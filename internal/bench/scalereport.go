@@ -79,6 +79,13 @@ func ScaleMarkdown(r *ScaleResults) string {
 			x.PerSecond, x.Create.P50, x.Create.P90, x.Create.P99, x.PaymentToCompleted.P50, x.PaymentToCompleted.P90,
 			x.PaymentToCompleted.P99, x.Webhook.P50, x.Webhook.P99, failed(x.Errors, x.FirstError), x.LoadAverage)
 	}
+	var slow []string
+	for _, x := range r.Runs {
+		if x.Slowest != nil {
+			slow = append(slow, fmt.Sprintf("%s, %d worker(s): %s", x.Temporal, x.Workers, slowLine(x.Slowest)))
+		}
+	}
+	b.WriteString(slowList(slow))
 	b.WriteString(cpuTable(r.Runs))
 
 	if len(r.Parked) > 0 {
@@ -203,6 +210,13 @@ func parkedTables(r *ScaleResults) string {
 			x.Create.P99, x.PaymentToCompleted.P50, x.PaymentToCompleted.P90, x.PaymentToCompleted.P99,
 			failed(x.Errors, x.FirstError), x.ParkErrors, x.LoadAverage)
 	}
+	var slow []string
+	for _, x := range r.Parked {
+		if x.Slowest != nil {
+			slow = append(slow, fmt.Sprintf("%d parked: %s", x.Parked, slowLine(x.Slowest)))
+		}
+	}
+	b.WriteString(slowList(slow))
 	return b.String()
 }
 
@@ -270,4 +284,25 @@ func memoryRank(name string) int {
 		}
 	}
 	return 4
+}
+
+// slowList lists the slowest payment->completed of each row.
+func slowList(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\nThe slowest payment->completed of each row, with the longest waits in its workflow's history:\n\n- " +
+		strings.Join(lines, "\n- ") + "\n"
+}
+
+func slowLine(s *SlowJob) string {
+	var gaps []string
+	for _, g := range s.Gaps {
+		gaps = append(gaps, fmt.Sprintf("%s -> %s %.0f ms", g.From, g.To, g.MS))
+	}
+	line := fmt.Sprintf("%.0f ms (job %s)", s.MS, s.JobID)
+	if len(gaps) > 0 {
+		line += ": " + strings.Join(gaps, "; ")
+	}
+	return line
 }

@@ -20,6 +20,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/serviceerror"
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
@@ -132,6 +133,9 @@ type ScaleRun struct {
 	LoadAverage string `json:"load_average"`
 	Errors      int    `json:"errors"`
 	FirstError  string `json:"first_error,omitempty"`
+	// WarmupErrors are the failed lifecycles of the warm-up.
+	WarmupErrors     int    `json:"warmup_errors,omitempty"`
+	WarmupFirstError string `json:"warmup_first_error,omitempty"`
 	// Slowest is the job with the longest payment->completed.
 	Slowest *SlowJob `json:"slowest_payment_to_completed,omitempty"`
 }
@@ -289,6 +293,9 @@ func scaleOn(ctx context.Context, mode, dir string, logf io.Writer, cfg ScaleCon
 			return err
 		}
 		r.Runs = append(r.Runs, run)
+		if run.WarmupErrors > 0 {
+			say("%s, %d worker(s): warm-up%s", mode, w, errorNote(run.WarmupErrors, run.WarmupFirstError))
+		}
 		say("%s, %d worker(s): %.2f lifecycles/s; create p50 %.0f ms p99 %.0f ms; payment->completed p50 %.0f ms p99 %.0f ms%s",
 			mode, w, run.PerSecond, run.Create.P50, run.Create.P99, run.PaymentToCompleted.P50, run.PaymentToCompleted.P99, errorNote(run.Errors, run.FirstError))
 		if err := writeScale(cfg.OutDir, r); err != nil {
@@ -313,12 +320,14 @@ func scaleOn(ctx context.Context, mode, dir string, logf io.Writer, cfg ScaleCon
 func measureLifecycles(ctx context.Context, d *driver, cfg ScaleConfig, mode string, workers int) (ScaleRun, error) {
 	run := ScaleRun{Temporal: mode, Workers: workers, Concurrency: cfg.Concurrency, LoadAverage: loadAverage()}
 	if cfg.Warmup > 0 {
-		if _, _, err := tolerant(ctx, cfg.Warmup, min(cfg.Concurrency, cfg.Warmup), cfg.Warmup, func(ctx context.Context, _ int) error {
+		errs, first, err := tolerant(ctx, cfg.Warmup, min(cfg.Concurrency, cfg.Warmup), cfg.Warmup, func(ctx context.Context, _ int) error {
 			_, _, err := d.timedLifecycle(ctx)
 			return err
-		}); err != nil {
+		})
+		if err != nil {
 			return run, err
 		}
+		run.WarmupErrors, run.WarmupFirstError = errs, first
 	}
 	groups := d.s.cpuGroups()
 	var creates samples
@@ -376,7 +385,42 @@ func (d *driver) timedLifecycle(ctx context.Context) (string, time.Duration, err
 	d.mu.Lock()
 	d.hookTook[id] = hook
 	d.mu.Unlock()
-	return id, took, d.waitEnd(ctx, id, jobs.StatusCompleted)
+	return id, took, d.waitCompleted(ctx, id)
+}
+
+// waitCompleted waits for a job's workflow to end completed. A transient
+// error while waiting (the server timing out or unavailable under load) is
+// the wait's, not the job's: it waits on, for up to 5 minutes in all.
+func (d *driver) waitCompleted(ctx context.Context, id string) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		var st jobs.State
+		err := d.temporal.GetWorkflow(wctx, jobs.WorkflowID(id), "").Get(wctx, &st)
+		cancel()
+		switch {
+		case err == nil && st.Status != jobs.StatusCompleted:
+			return fmt.Errorf("job %s ended %s, want %s", id, st.Status, jobs.StatusCompleted)
+		case err == nil:
+			return nil
+		case ctx.Err() != nil || time.Now().After(deadline) || !transient(err):
+			return fmt.Errorf("job %s: %w", id, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// transient tells the errors a wait retries.
+func transient(err error) bool {
+	var deadline *serviceerror.DeadlineExceeded
+	var unavailable *serviceerror.Unavailable
+	var exhausted *serviceerror.ResourceExhausted
+	return errors.As(err, &deadline) || errors.As(err, &unavailable) || errors.As(err, &exhausted) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 // completions reads, for jobs already completed, how long their payment

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/serviceerror"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -413,6 +415,29 @@ func TestLongestGaps(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := longestGaps(tt.h, tt.n); !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTransient(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"server deadline", serviceerror.NewDeadlineExceeded("context deadline exceeded"), true},
+		{"unavailable, wrapped", fmt.Errorf("job x: %w", serviceerror.NewUnavailable("down")), true},
+		{"resource exhausted", serviceerror.NewResourceExhausted(enumspb.RESOURCE_EXHAUSTED_CAUSE_RPS_LIMIT, "busy"), true},
+		{"client deadline", context.DeadlineExceeded, true},
+		{"not found", serviceerror.NewNotFound("no such workflow"), false},
+		{"cancelled", context.Canceled, false},
+		{"other", errors.New("job x ended failed"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := transient(tt.err); got != tt.want {
+				t.Fatalf("transient(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
 	}

@@ -79,6 +79,11 @@ func ScaleMarkdown(r *ScaleResults) string {
 			x.PerSecond, x.Create.P50, x.Create.P90, x.Create.P99, x.PaymentToCompleted.P50, x.PaymentToCompleted.P90,
 			x.PaymentToCompleted.P99, x.Webhook.P50, x.Webhook.P99, failed(x.Errors, x.FirstError), x.LoadAverage)
 	}
+	for _, x := range r.Runs {
+		if x.WarmupErrors > 0 {
+			p("\n%s, %d worker(s): %d of the warm-up's lifecycles failed (%s).\n", x.Temporal, x.Workers, x.WarmupErrors, cell(x.WarmupFirstError))
+		}
+	}
 	var slow []string
 	for _, x := range r.Runs {
 		if x.Slowest != nil {

@@ -67,6 +67,7 @@ func startStackOn(ctx context.Context, dir string, env map[string]string, log io
 		if s.cluster, err = devstack.StartTemporalCluster(ctx, devstack.TemporalClusterOptions{
 			PostgresPort: s.pg.Port, UIPort: -1, SearchAttributes: jobs.SearchAttributes,
 			Dir: filepath.Join(dir, "temporal"), Output: log, DynamicConfig: serverTuning,
+			StartTimeout: 5 * time.Minute, // a loaded machine sets up the schemas slowly
 		}); err != nil {
 			return nil, err
 		}

@@ -143,7 +143,8 @@ type ScaleRun struct {
 // ParkedCheckpoint is what was measured with a number of jobs parked.
 type ParkedCheckpoint struct {
 	// Parked is the jobs awaiting payment that this run created;
-	// Running is the running job workflows Temporal's visibility counts.
+	// Running is the running job workflows Temporal's visibility counts
+	// (which lags behind the workflows when the history service is busy).
 	Parked  int `json:"parked"`
 	Running int `json:"running_workflows"`
 	// ParkSeconds and ParkRate are the creation of the jobs since the last
@@ -151,6 +152,8 @@ type ParkedCheckpoint struct {
 	ParkSeconds float64 `json:"park_seconds"`
 	ParkRate    float64 `json:"park_jobs_per_second"`
 	ParkErrors  int     `json:"park_errors"`
+	// ParkFirstError is the first of ParkErrors.
+	ParkFirstError string `json:"park_first_error,omitempty"`
 	// SettleSeconds is how long the workers then took to work off the new
 	// jobs' tasks (the task queue's backlog back to zero), at least 5 s.
 	SettleSeconds float64 `json:"settle_seconds"`
@@ -514,9 +517,7 @@ func measureParked(ctx context.Context, d *driver, cfg ScaleConfig, r *ScaleResu
 		}
 		parked += int(made.Load())
 		cp := ParkedCheckpoint{ParkSeconds: round2(took), ParkRate: round2(float64(made.Load()) / took), ParkErrors: errs}
-		if errs > 0 {
-			cp.FirstError = first
-		}
+		cp.ParkFirstError = first
 		say("parked %d in %.0fs (%.1f/s)%s", made.Load(), took, cp.ParkRate, errorNote(errs, first))
 		if err := checkpoint(cp); err != nil {
 			return err
@@ -579,7 +580,7 @@ func tolerant(ctx context.Context, n, c, maxErrors int, fn func(ctx context.Cont
 		defer mu.Unlock()
 		errs++
 		if first == "" {
-			first = ferr.Error()
+			first = strings.TrimSpace(ferr.Error())
 		}
 		if errs > maxErrors {
 			return errAborted

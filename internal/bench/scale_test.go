@@ -326,7 +326,7 @@ func TestScaleMarkdown(t *testing.T) {
 		Parked: []ParkedCheckpoint{
 			{Parked: 0, Running: 3, Databases: DBSizes{Temporal: 10, Visibility: 2, App: 8, Total: 20},
 				Memory: []ProcMem{{Name: "Temporal history", RSS: 80}, {Name: "PostgreSQL", PSS: 60}}},
-			{Parked: 500, Running: 503, ParkRate: 40, ParkSeconds: 12.5, Databases: DBSizes{Total: 30}, PerJobKiB: 20.48,
+			{Parked: 500, Running: 503, ParkRate: 40, ParkErrors: 2, ParkFirstError: "HTTP 503", ParkSeconds: 12.5, Databases: DBSizes{Total: 30}, PerJobKiB: 20.48,
 				Memory: []ProcMem{{Name: "Temporal history", RSS: 90}, {Name: "worker 1", RSS: 50}, {Name: "PostgreSQL", PSS: 70}},
 				Create: Percentiles{N: 30, P50: 25}},
 		},
@@ -352,6 +352,7 @@ func TestScaleMarkdown(t *testing.T) {
 		"| 0 | 80.0 | | 60.0 |",
 		"| 500 | 90.0 | 50.0 | 70.0 |",
 		"| 500 | 30 | 25.0 |",
+		"| 0 | 2: HTTP 503 |",
 		"- cluster, 2 worker(s): 9000 ms (job j1): #5 WorkflowTaskStarted -> #6 WorkflowTaskTimedOut 8000 ms\n",
 	} {
 		if !strings.Contains(md, want) {

@@ -173,7 +173,7 @@ func parkedTables(r *ScaleResults) string {
 	c := r.Config
 	p("\n#### Jobs parked on the cluster (awaiting payment), created through the API at concurrency %d with %s\n\n", c.ParkConcurrency, parkedWorkers(c))
 	p("The first row is before any was parked (the jobs of the lifecycle runs are kept by Temporal's retention); growth per job is counted from it.\n\n")
-	p("| parked | running workflows | parking rate jobs/s | backlog worked off s | temporal MiB | temporal_visibility MiB | hires MiB | total MiB | growth KiB per parked job | PostgreSQL connections |\n")
+	p("| parked | running workflows (visibility) | parking rate jobs/s | backlog worked off s | temporal MiB | temporal_visibility MiB | hires MiB | total MiB | growth KiB per parked job | PostgreSQL connections |\n")
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.Parked {
 		d := x.Databases
@@ -209,11 +209,11 @@ func parkedTables(r *ScaleResults) string {
 
 	p("\nLatency at each level, %d jobs one at a time (created, paid, followed to completion):\n\n", c.Samples)
 	p("| parked | n | create p50 ms | create p90 ms | create p99 ms | payment->completed p50 ms | p90 ms | p99 ms | failed | parking failures | load average |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
 	for _, x := range r.Parked {
-		p("| %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %d | %s |\n", x.Parked, x.Create.N, x.Create.P50, x.Create.P90,
+		p("| %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", x.Parked, x.Create.N, x.Create.P50, x.Create.P90,
 			x.Create.P99, x.PaymentToCompleted.P50, x.PaymentToCompleted.P90, x.PaymentToCompleted.P99,
-			failed(x.Errors, x.FirstError), x.ParkErrors, x.LoadAverage)
+			failed(x.Errors, x.FirstError), failed(x.ParkErrors, x.ParkFirstError), x.LoadAverage)
 	}
 	var slow []string
 	for _, x := range r.Parked {

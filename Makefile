@@ -15,7 +15,7 @@ export HIRES_TOOLS_DIR := $(TOOLS)
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all tools cluster-tools cluster test-cluster build test unit lint run pay bank expire bench chaos clean
+.PHONY: all tools cluster-tools cluster test-cluster build test unit lint run pay bank expire bench bench-cluster chaos clean
 
 all: build
 
@@ -112,6 +112,10 @@ expire:
 ## bench: measure the service on the real local stack; writes docs/bench/ (BENCH_FLAGS="-parked 2000" for a shorter run)
 bench: tools
 	go run ./cmd/bench $(BENCH_FLAGS)
+
+## bench-cluster: lifecycles/s and latencies on the Temporal dev server and on a Temporal cluster with 1, 2, 4 worker processes, then jobs parked on the cluster (10,000 and 100,000): database sizes, memory, latency; writes docs/bench/cluster.{json,md} (BENCH_FLAGS="-workers 1,2 -lifecycles 60 -parked 500,1000 -out /tmp/bench" for a quick run)
+bench-cluster: tools cluster-tools
+	go run ./cmd/bench-cluster $(BENCH_FLAGS)
 
 ## chaos: hundreds of jobs under faults (worker SIGKILLs, restarts of the API, PostgreSQL and Temporal, a failing and slow Upsampler, duplicated and reordered Stripe events); fails if an invariant breaks
 chaos: tools

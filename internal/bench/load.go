@@ -64,8 +64,9 @@ type driver struct {
 	baseline BaselineInput // sized from a real happy path
 
 	mu        sync.Mutex
-	paidAt    map[string]time.Time // job ID -> when its payment webhook was sent
-	submitted map[string]time.Time // job ID -> when the stand-in received it
+	paidAt    map[string]time.Time     // job ID -> when its payment webhook was sent
+	hookTook  map[string]time.Duration // job ID -> how long its payment webhook's answer took
+	submitted map[string]time.Time     // job ID -> when the stand-in received it
 }
 
 func newDriver(s *stack, c client.Client, st *store.Store) (*driver, error) {
@@ -77,7 +78,7 @@ func newDriver(s *stack, c client.Client, st *store.Store) (*driver, error) {
 	return &driver{
 		s: s, http: hc, temporal: c, stripe: pc, store: st,
 		pay:    paysim.Options{APIURL: s.APIURL, AdminToken: s.Env["ADMIN_TOKEN"], WebhookSecret: s.Env["STRIPE_WEBHOOK_SECRET"], HTTPClient: hc},
-		paidAt: map[string]time.Time{}, submitted: map[string]time.Time{},
+		paidAt: map[string]time.Time{}, submitted: map[string]time.Time{}, hookTook: map[string]time.Duration{},
 	}, nil
 }
 

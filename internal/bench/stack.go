@@ -27,20 +27,32 @@ import (
 // localstack, and the API and the worker as processes of the real binary.
 type stack struct {
 	*localstack.Stack
-	temporal *devstack.Temporal
+	temporal *devstack.Temporal        // the dev server, or
+	cluster  *devstack.TemporalCluster // Temporal's four roles on pg
 	pg       *devstack.Postgres
 	bin      string
 	log      io.Writer
 	api      *exec.Cmd
 	worker   *exec.Cmd
+	// extra are the workers after the first, all polling the same task
+	// queue, each with its own WORKER_HTTP_ADDR.
+	extra []*exec.Cmd
 }
 
 // serverTuning: one partition per task queue, as a small deployment would
 // run; the default four make every task hop between partitions.
 var serverTuning = []string{"matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1", "system.enableActivityEagerExecution=true"}
 
-// startStack brings everything up with env as the service's settings.
+// startStack brings everything up with env as the service's settings, on
+// the Temporal dev server.
 func startStack(ctx context.Context, dir string, env map[string]string, log io.Writer) (_ *stack, err error) {
+	return startStackOn(ctx, dir, env, log, false)
+}
+
+// startStackOn brings everything up on the Temporal dev server, or with
+// cluster on Temporal's four roles keeping their databases on the stack's
+// PostgreSQL. Both get the same server tuning.
+func startStackOn(ctx context.Context, dir string, env map[string]string, log io.Writer, cluster bool) (_ *stack, err error) {
 	s := &stack{log: log}
 	defer func() {
 		if err != nil {
@@ -50,12 +62,25 @@ func startStack(ctx context.Context, dir string, env map[string]string, log io.W
 	if s.pg, err = devstack.StartPostgres(ctx, devstack.PostgresOptions{Output: log}); err != nil {
 		return nil, err
 	}
-	if s.temporal, err = devstack.StartTemporal(ctx, devstack.TemporalOptions{
-		UIPort: -1, SearchAttributes: jobs.SearchAttributes, Output: log, DynamicConfig: serverTuning,
-	}); err != nil {
-		return nil, err
+	var address string
+	if cluster {
+		if s.cluster, err = devstack.StartTemporalCluster(ctx, devstack.TemporalClusterOptions{
+			PostgresPort: s.pg.Port, UIPort: -1, SearchAttributes: jobs.SearchAttributes,
+			Dir: filepath.Join(dir, "temporal"), Output: log, DynamicConfig: serverTuning,
+			StartTimeout: 5 * time.Minute, // a loaded machine sets up the schemas slowly
+		}); err != nil {
+			return nil, err
+		}
+		address = s.cluster.Address
+	} else {
+		if s.temporal, err = devstack.StartTemporal(ctx, devstack.TemporalOptions{
+			UIPort: -1, SearchAttributes: jobs.SearchAttributes, Output: log, DynamicConfig: serverTuning,
+		}); err != nil {
+			return nil, err
+		}
+		address = s.temporal.Address
 	}
-	environ := map[string]string{"DATABASE_URL": s.pg.URL, "TEMPORAL_ADDRESS": s.temporal.Address}
+	environ := map[string]string{"DATABASE_URL": s.pg.URL, "TEMPORAL_ADDRESS": address}
 	for k, v := range env {
 		environ[k] = v
 	}
@@ -75,16 +100,42 @@ func startStack(ctx context.Context, dir string, env map[string]string, log io.W
 // restart (re)starts the API and the worker with extra settings on top of
 // the stack's, and waits until both answer /readyz.
 func (s *stack) restart(ctx context.Context, extra map[string]string) error {
+	return s.restartWith(ctx, extra, 1)
+}
+
+// restartWith (re)starts the API and workers worker processes, and waits
+// until every one answers /readyz.
+func (s *stack) restartWith(ctx context.Context, extra map[string]string, workers int) error {
 	s.stopServices()
 	var err error
 	if s.worker, err = s.start("worker", extra); err != nil {
 		return err
 	}
+	readyURLs := []string{s.WorkerHTTPURL + "/readyz"}
+	for i := 1; i < workers; i++ {
+		port, err := devstack.FreePort()
+		if err != nil {
+			return err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		own := map[string]string{"WORKER_HTTP_ADDR": addr}
+		for k, v := range extra {
+			own[k] = v
+		}
+		w, err := s.start("worker", own)
+		if err != nil {
+			return err
+		}
+		s.extra = append(s.extra, w)
+		readyURLs = append(readyURLs, "http://"+addr+"/readyz")
+	}
 	if s.api, err = s.start("api", extra); err != nil {
 		return err
 	}
-	if err := waitReady(ctx, s.WorkerHTTPURL+"/readyz"); err != nil {
-		return fmt.Errorf("worker: %w", err)
+	for i, u := range readyURLs {
+		if err := waitReady(ctx, u); err != nil {
+			return fmt.Errorf("worker %d: %w", i+1, err)
+		}
 	}
 	if err := waitReady(ctx, s.APIURL+"/readyz"); err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -117,7 +168,7 @@ func (s *stack) start(role string, extra map[string]string) (*exec.Cmd, error) {
 }
 
 func (s *stack) stopServices() {
-	for _, c := range []*exec.Cmd{s.api, s.worker} {
+	for _, c := range append([]*exec.Cmd{s.api, s.worker}, s.extra...) {
 		if c == nil || c.Process == nil {
 			continue
 		}
@@ -131,7 +182,15 @@ func (s *stack) stopServices() {
 			<-done
 		}
 	}
-	s.api, s.worker = nil, nil
+	s.api, s.worker, s.extra = nil, nil, nil
+}
+
+// workers are the worker processes running now.
+func (s *stack) workers() []*exec.Cmd {
+	if s.worker == nil {
+		return nil
+	}
+	return append([]*exec.Cmd{s.worker}, s.extra...)
 }
 
 func (s *stack) stop() {
@@ -141,6 +200,9 @@ func (s *stack) stop() {
 	}
 	if s.temporal != nil {
 		_ = s.temporal.Stop()
+	}
+	if s.cluster != nil {
+		_ = s.cluster.Stop()
 	}
 	if s.pg != nil {
 		_ = s.pg.Stop()

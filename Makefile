@@ -15,7 +15,7 @@ export HIRES_TOOLS_DIR := $(TOOLS)
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all tools cluster-tools cluster test-cluster build test unit lint run pay bank expire bench bench-cluster chaos clean
+.PHONY: all tools cluster-tools cluster test-cluster build test unit lint run pay bank expire bench bench-cluster chaos chaos-cluster clean
 
 all: build
 
@@ -120,6 +120,10 @@ bench-cluster: tools cluster-tools
 ## chaos: hundreds of jobs under faults (worker SIGKILLs, restarts of the API, PostgreSQL and Temporal, a failing and slow Upsampler, duplicated and reordered Stripe events); fails if an invariant breaks
 chaos: tools
 	go run ./cmd/chaos $(CHAOS_FLAGS)
+
+## chaos-cluster: the same run on Temporal's production shape (four roles on the run's PostgreSQL), its history and matching processes SIGKILLed instead of a dev server restart
+chaos-cluster: tools cluster-tools
+	go run ./cmd/chaos -cluster $(CHAOS_FLAGS)
 
 clean:
 	rm -rf bin

@@ -108,6 +108,16 @@ func TestBackoff(t *testing.T) {
 	assert.Equal(t, 4*time.Second, backoff(50), "capped")
 }
 
+func TestRetryCreation(t *testing.T) {
+	for status, retry := range map[int]bool{
+		0: true, 500: true, 502: true, 503: true, 429: true,
+		409: true, // idempotency_key_in_use: an attempt cut off by the API's restart holds the key until its lease ends
+		400: false, 401: false, 404: false, 422: false,
+	} {
+		assert.Equal(t, retry, retryCreation(status), "HTTP %d", status)
+	}
+}
+
 func TestReceiverRefusesASeededShare(t *testing.T) {
 	for _, rate := range []float64{0, 0.3, 1} {
 		r := &receiver{seed: 5, refuseRate: rate}

@@ -265,13 +265,26 @@ func (d *driver) create(ctx context.Context, r *jobRun) error {
 			return nil
 		}
 		d.count(func(s *DriveStats) { s.CreateFailures[status]++ })
-		if status >= 400 && status < 500 && status != http.StatusTooManyRequests {
+		if !retryCreation(status) {
 			return fmt.Errorf("creation refused: HTTP %d", status)
 		}
 		if time.Now().After(deadline) || !sleepCtx(ctx, backoff(attempt)) {
 			return fmt.Errorf("creation still failing after %s: HTTP %d %v", giveUp, status, err)
 		}
 	}
+}
+
+// retryCreation tells whether a failed creation is repeated with the same
+// Idempotency-Key, as a site would: no answer, a 5xx, a 429, or a 409 (the
+// key is held by an earlier attempt, which may have died with the API
+// mid-request: its lease runs out, then the retry resumes the creation).
+// Any other 4xx is final.
+func retryCreation(status int) bool {
+	switch {
+	case status == 0, status >= 500, status == http.StatusTooManyRequests, status == http.StatusConflict:
+		return true
+	}
+	return false
 }
 
 // loadSession reads the job's Checkout Session from its record, which is

@@ -7,7 +7,8 @@
 // events.
 //
 // Run starts the real components (PostgreSQL, the Temporal dev server on a
-// database file, stripe-mock behind the stateful Stripe double, the
+// database file or, in cluster mode, Temporal's four roles on that
+// PostgreSQL, stripe-mock behind the stateful Stripe double, the
 // Upsampler stand-in, mailpit, an event receiver), the API and the worker
 // as processes of a freshly built `hires` binary, parks a thousand unpaid
 // jobs, drives hundreds more through them while it kills and restarts

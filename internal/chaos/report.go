@@ -21,8 +21,8 @@ func (r *Report) Passed() bool { return len(r.Violations) == 0 }
 // Print writes the summary: counts, then each invariant's verdict.
 func (r *Report) Print(w io.Writer) {
 	t := r.Timings
-	fmt.Fprintf(w, "\nchaos run: %d jobs and %d parked, seed %d, %s (setup %s, parking %s, traffic and faults %s, settling %s, checks %s)\n",
-		r.Jobs, r.Parked, r.Seed, round(t.Total), round(t.Setup), round(t.Park), round(t.Traffic), round(t.Settle), round(t.Check))
+	fmt.Fprintf(w, "\nchaos run (Temporal: %s): %d jobs and %d parked, seed %d, %s (setup %s, parking %s, traffic and faults %s, settling %s, checks %s)\n",
+		r.mode(), r.Jobs, r.Parked, r.Seed, round(t.Total), round(t.Setup), round(t.Park), round(t.Traffic), round(t.Settle), round(t.Check))
 	st, b := r.Settings, r.Behavior
 	fmt.Fprintf(w, "PAYMENT_TIMEOUT %s, ASYNC_PAYMENT_TIMEOUT %s, PROCESSING_TIMEOUT %s, UPSAMPLER_POLL_INTERVAL %s, UPSAMPLER_LOST_ANSWER_WAIT %s,\n"+
 		"REFUND_RETRY_INTERVAL %s, REFUND_ATTENTION_AFTER %s, RECONCILE_INTERVAL %s; stand-in fails %.0f%% of jobs, is slow (%s) for %.0f%% of the others,\n"+
@@ -216,14 +216,28 @@ func (r *Report) printHistories(w io.Writer) {
 	}
 }
 
+// mode is the run's mode, the dev server unless named.
+func (r *Report) mode() Mode {
+	if r.Mode == "" {
+		return ModeDevServer
+	}
+	return r.Mode
+}
+
 func (r *Report) printFaults(w io.Writer) {
-	fmt.Fprintln(w, "\nFaults injected")
+	fmt.Fprintf(w, "\nFaults injected (Temporal: %s)\n", r.mode())
 	byKind := map[FaultKind][]FaultRecord{}
 	for _, f := range r.Faults {
 		byKind[f.Kind] = append(byKind[f.Kind], f)
 	}
+	kinds := slices.Clone(r.mode().FaultKinds())
+	for _, f := range r.Faults {
+		if !slices.Contains(kinds, f.Kind) {
+			kinds = append(kinds, f.Kind)
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, k := range FaultKinds {
+	for _, k := range kinds {
 		var at []string
 		for _, f := range byKind[k] {
 			s := fmt.Sprintf("at %s (back in %s)", round(f.Started), round(f.Took))

@@ -19,6 +19,9 @@ type Options struct {
 	Jobs   int
 	Parked int
 	Seed   int64
+	// Mode is the run's Temporal: the dev server (the default) or the
+	// cluster, whose roles the faults kill one at a time.
+	Mode Mode
 	// KeepLogs keeps the run's directory (logs, databases) after a run
 	// that passed; a failed run always keeps it.
 	KeepLogs bool
@@ -52,6 +55,7 @@ type Report struct {
 	Jobs     int
 	Parked   int
 	Seed     int64
+	Mode     Mode
 	Dir      string
 	Settings Settings
 	Behavior upsamplersim.Behavior // of the Upsampler stand-in
@@ -119,7 +123,10 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rep = &Report{Jobs: o.Jobs, Parked: o.Parked, Seed: o.Seed, Dir: dir, Settings: o.Settings, Behavior: StandInBehavior(o.Seed)}
+	if o.Mode == "" {
+		o.Mode = ModeDevServer
+	}
+	rep = &Report{Jobs: o.Jobs, Parked: o.Parked, Seed: o.Seed, Mode: o.Mode, Dir: dir, Settings: o.Settings, Behavior: StandInBehavior(o.Seed)}
 	defer func() {
 		if o.KeepLogs || err != nil || len(rep.Violations) > 0 {
 			logf("logs and data kept in %s", dir)
@@ -128,8 +135,8 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		os.RemoveAll(dir)
 	}()
 
-	logf("starting PostgreSQL, Temporal, stripe-mock, mailpit, the stand-in; building hires")
-	st, err := startStack(ctx, dir, o.Settings, rep.Behavior, o.Seed)
+	logf("starting PostgreSQL, Temporal (%s), stripe-mock, mailpit, the stand-in; building hires", o.Mode)
+	st, err := startStack(ctx, dir, o.Mode, o.Settings, rep.Behavior, o.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("start the stack: %w", err)
 	}
@@ -138,7 +145,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 
 	spread := max(20*time.Second, time.Duration(o.Jobs)*200*time.Millisecond)
 	plan := NewPlan(o.Seed, o.Jobs, o.Parked, spread, rep.Behavior)
-	faults := Schedule(spread + o.Settings.PaymentTimeout + 15*time.Second)
+	faults := o.Mode.Schedule(spread + o.Settings.PaymentTimeout + 15*time.Second)
 	if o.NoFaults {
 		faults = nil
 	}

@@ -69,11 +69,16 @@ var DefaultSettings = Settings{
 // stack is every component of a run. The API and the worker are processes
 // of the `hires` binary; PostgreSQL and Temporal can be restarted in place.
 type stack struct {
-	dir         string
-	logs        *os.File // components' output
-	appLogs     *os.File // the API's and the worker's JSON logs
-	pg          *devstack.Postgres
+	dir     string
+	logs    *os.File // components' output
+	appLogs *os.File // the API's and the worker's JSON logs
+	pg      *devstack.Postgres
+	mode    Mode
+	// temporal is the dev server, or cluster Temporal's processes on pg.
 	temporal    *devstack.Temporal
+	cluster     *devstack.TemporalCluster
+	temporalAt  string // the frontend's host:port
+	namespace   string
 	stripe      *stripetest.Recorder
 	standIn     *upsamplersim.Server
 	standInAddr string
@@ -92,15 +97,21 @@ type stack struct {
 	stops []func()
 }
 
-// CheckPrerequisites reports, before anything starts, what is missing.
-func CheckPrerequisites() error {
+// CheckPrerequisites reports, before anything starts, what the mode
+// needs and is missing.
+func CheckPrerequisites(mode Mode) error {
 	var errs []error
 	if _, _, err := devstack.PostgresBinaries(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, tool := range []string{"temporal", "stripe-mock", "mailpit"} {
+	for _, tool := range prerequisiteTools(mode) {
 		if _, err := devstack.ToolPath(tool); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if mode == ModeCluster {
+		if _, err := devstack.ToolDir("temporal-schema"); err != nil {
+			errs = append(errs, fmt.Errorf("%w (make cluster-tools)", err))
 		}
 	}
 	if _, err := exec.LookPath("go"); err != nil {
@@ -109,9 +120,17 @@ func CheckPrerequisites() error {
 	return errors.Join(errs...)
 }
 
+// prerequisiteTools are the pinned tools a mode runs.
+func prerequisiteTools(mode Mode) []string {
+	if mode == ModeCluster {
+		return []string{"temporal-server", "temporal-sql-tool", "stripe-mock", "mailpit"}
+	}
+	return []string{"temporal", "stripe-mock", "mailpit"}
+}
+
 // startStack brings every component up in dir, the slow ones in parallel.
-func startStack(ctx context.Context, dir string, st Settings, b upsamplersim.Behavior, seed int64) (_ *stack, err error) {
-	s := &stack{dir: dir}
+func startStack(ctx context.Context, dir string, mode Mode, st Settings, b upsamplersim.Behavior, seed int64) (_ *stack, err error) {
+	s := &stack{dir: dir, mode: mode}
 	defer func() {
 		if err != nil {
 			s.stop()
@@ -128,8 +147,22 @@ func startStack(ctx context.Context, dir string, st Settings, b upsamplersim.Beh
 	var bin string
 	err = parallel(
 		func() (err error) { bin, err = buildHires(dir); return err },
-		func() error { return s.startPostgres(ctx) },
-		func() error { return s.startTemporal(ctx) },
+		func() error {
+			if mode != ModeCluster {
+				return s.startPostgres(ctx)
+			}
+			// The cluster keeps its databases on the run's PostgreSQL.
+			if err := s.startPostgres(ctx); err != nil {
+				return err
+			}
+			return s.startTemporal(ctx)
+		},
+		func() error {
+			if mode == ModeCluster {
+				return nil
+			}
+			return s.startTemporal(ctx)
+		},
 		func() error { return s.startStripe(ctx) },
 		func() error { return s.startMailpit(ctx) },
 	)
@@ -205,20 +238,36 @@ func (s *stack) startPostgres(ctx context.Context) error {
 	return nil
 }
 
+// temporalTuning: one worker process, so a task queue of one partition,
+// so that no task waits in a partition its few pollers are not polling.
+var temporalTuning = []string{"matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1"}
+
+// startTemporal starts the mode's Temporal: the dev server on its own
+// SQLite file, or the four roles on the run's PostgreSQL (started first).
 func (s *stack) startTemporal(ctx context.Context) error {
-	t, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
-		UIPort: -1, DBFile: filepath.Join(s.dir, "temporal.db"),
-		SearchAttributes: jobs.SearchAttributes, Output: s.logs,
-		// One worker process: a task queue of one partition, so that no
-		// task waits in a partition its few pollers are not polling.
-		DynamicConfig: []string{"matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1"},
-	})
-	if err != nil {
-		return err
+	if s.mode == ModeCluster {
+		c, err := devstack.StartTemporalCluster(ctx, devstack.TemporalClusterOptions{
+			PostgresPort: s.pg.Port, UIPort: -1, SearchAttributes: jobs.SearchAttributes,
+			DynamicConfig: temporalTuning, Dir: filepath.Join(s.dir, "temporal"), Output: s.logs,
+		})
+		if err != nil {
+			return err
+		}
+		s.cluster, s.temporalAt, s.namespace = c, c.Address, c.Namespace
+		s.onStop(func() { _ = c.Stop() })
+	} else {
+		t, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
+			UIPort: -1, DBFile: filepath.Join(s.dir, "temporal.db"),
+			SearchAttributes: jobs.SearchAttributes, Output: s.logs,
+			DynamicConfig: temporalTuning,
+		})
+		if err != nil {
+			return err
+		}
+		s.temporal, s.temporalAt, s.namespace = t, t.Address, t.Namespace
+		s.onStop(func() { _ = t.Stop() })
 	}
-	s.temporal = t
-	s.onStop(func() { _ = t.Stop() })
-	c, err := temporalclient.Dial(t.Address, t.Namespace, slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	c, err := temporalclient.Dial(s.temporalAt, s.namespace, slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return fmt.Errorf("temporal client: %w", err)
 	}
@@ -309,8 +358,8 @@ func (s *stack) configure(st Settings, samples string) error {
 		"PUBLIC_BASE_URL":            s.apiURL,
 		"DATABASE_URL":               s.pg.URL,
 		"DATA_DIR":                   filepath.Join(s.dir, "files"),
-		"TEMPORAL_ADDRESS":           s.temporal.Address,
-		"TEMPORAL_NAMESPACE":         s.temporal.Namespace,
+		"TEMPORAL_ADDRESS":           s.temporalAt,
+		"TEMPORAL_NAMESPACE":         s.namespace,
 		"STRIPE_API_BASE":            s.stripe.URL(),
 		"STRIPE_SECRET_KEY":          devstack.StripeMockAPIKey,
 		"STRIPE_WEBHOOK_SECRET":      localstack.LocalWebhookSecret,

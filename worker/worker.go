@@ -157,12 +157,16 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	acts.Temporal = c
 	acts.Metrics = reg.Business()
-	if err := EnsureReconcileSchedule(ctx, c, cfg.ReconcileInterval, jobs.ReconcileInput{
+	sweep := jobs.ReconcileInput{
 		Grace: cfg.ReconcileGrace, Batch: 200,
 		RefundRetry: cfg.RefundRetryInterval, RefundAttention: cfg.RefundAttentionAfter,
-	}); err != nil {
-		return err
 	}
+	// The sweep's schedule follows the configuration. Temporal can refuse
+	// the update for a while (its scheduler recovering from an outage):
+	// jobs must not wait for it, so the worker starts and keeps trying.
+	go keepTrying(ctx, logger, "reconcile schedule", time.Second, time.Minute, func(ctx context.Context) error {
+		return EnsureReconcileSchedule(ctx, c, cfg.ReconcileInterval, sweep)
+	})
 	w := New(c, acts, TuningFrom(cfg))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)

@@ -184,6 +184,8 @@ func (d *driver) observeRecord(ctx context.Context, r *jobRun, o *Observed, down
 			o.FinishedAt = &at
 		}
 		switch {
+		case e.Detail != nil && *e.Detail == "payment processing":
+			o.ProcessingNoted = true
 		case e.Cause == "refund_needs_attention":
 			o.NeedsAttention = true
 		case strings.HasPrefix(e.Cause, "refund_settled") && o.NeedsAttention:

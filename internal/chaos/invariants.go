@@ -79,6 +79,11 @@ type Observed struct {
 	FinishedAt     *time.Time
 	NeedsAttention bool
 	SettledByAdmin bool
+	// ProcessingNoted: the record says the customer's bank payment was
+	// being processed. A workflow that sees the bank's verdict together
+	// with the delayed Checkout (a busy worker) skips that state and its
+	// email: the customer hears the verdict instead.
+	ProcessingNoted bool
 
 	// From the Stripe double, about the PaymentIntent the customer paid
 	// (or tried to pay) with: PI is the driver's, since a delayed payment
@@ -822,7 +827,7 @@ func expectedEmails(o Observed) []string {
 		}
 		return want
 	}
-	if o.Plan.Path.delayed() {
+	if o.ProcessingNoted {
 		want = append(want, jobs.EmailPaymentProcessing)
 	}
 	if o.PendingAt != nil {

@@ -110,6 +110,7 @@ func delayedPaid() Observed {
 	o := completed()
 	o.Plan.Path = PathDelayed
 	o.PaymentAcceptedAt, o.PendingAt = at(20*time.Second), at(21*time.Second)
+	o.ProcessingNoted = true
 	return o
 }
 
@@ -450,6 +451,8 @@ func TestCheckEmails(t *testing.T) {
 		{"late payer told of the refund only", []Mail{mail("job-1", jobs.EmailFailedRefunded, false, "a")}, lateRefunded(), nil, 0},
 		{"bank debit: told it is processing", append(full, mail("job-1", jobs.EmailPaymentProcessing, false, "p")), delayedPaid(), nil, 0},
 		{"bank debit: not told it is processing", full, delayedPaid(), []string{InvNotified}, 0},
+		{"bank debit decided before the job saw it processing: not told", full,
+			with(delayedPaid(), func(o *Observed) { o.ProcessingNoted = false }), nil, 0},
 		{"refunded by hand: told", refunded, byHand(), nil, 0},
 		{"settled by an admin: the admin told", []Mail{mail("job-1", jobs.EmailPaymentReceived, false, "a"),
 			mail("job-1", jobs.EmailRefundAttention, true, "n")}, settledByAnAdmin(), nil, 0},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"hires/api"
 	"hires/internal/jobs"
@@ -107,6 +108,7 @@ func TestTemporalRoutesAnswer503WhileTemporalIsAway(t *testing.T) {
 				require.Equal(t, http.StatusOK, send(t, "GET", tt.path, tt.bearer, nil, nil).status, tt.name)
 			}
 
+			revivedAt := time.Now()
 			require.NoError(t, stack.TemporalCluster.Revive(context.Background(), role))
 			revived = true
 			again := retryCreation(t, body, order, 60*time.Second)
@@ -121,7 +123,10 @@ func TestTemporalRoutesAnswer503WhileTemporalIsAway(t *testing.T) {
 			_, err = temporal.DescribeWorkflowExecution(context.Background(), jobs.WorkflowID(again.ID), "")
 			require.NoError(t, err, "its workflow runs")
 
-			// Stripe redelivers the payment: the job completes.
+			// Stripe redelivers the payment (after minutes: the worker's
+			// pollers, backing off up to 10s each while Temporal was away,
+			// are back by then): the job completes.
+			waitPolling(t, revivedAt)
 			require.Eventually(t, func() bool {
 				res, err := paysim.Pay(context.Background(), paysimOptions(), unpaid.ID)
 				return err == nil && res.Status == http.StatusOK
@@ -152,4 +157,24 @@ func retryCreation(t *testing.T, body createReq, order map[string]string, within
 	require.NoError(t, json.Unmarshal(twice.body, &replayed))
 	require.Equal(t, created.ID, replayed.ID)
 	return created
+}
+
+// waitPolling waits until the worker polls the task queue for both
+// workflow and activity tasks again, with polls begun after since.
+func waitPolling(t *testing.T, since time.Time) {
+	t.Helper()
+	for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+		require.Eventually(t, func() bool {
+			tq, err := temporal.DescribeTaskQueue(context.Background(), jobs.TaskQueue, typ)
+			if err != nil {
+				return false
+			}
+			for _, p := range tq.GetPollers() {
+				if p.GetLastAccessTime().AsTime().After(since) {
+					return true
+				}
+			}
+			return false
+		}, 60*time.Second, 200*time.Millisecond, "the worker polls for %s tasks again", typ)
+	}
 }

@@ -220,6 +220,9 @@ func confirmOrphan(ctx context.Context, c client.Client, j store.OwedJob) (Orpha
 	if err != nil || isRunning(status) {
 		return Orphan{}, false, err
 	}
+	if resumable(j, status, time.Now()) {
+		return Orphan{}, false, nil
+	}
 	if j.Status == jobs.StatusAbandoned {
 		// A late payment is refunded by its own workflow; leave it while that runs.
 		late, err := workflowStatus(ctx, c, jobs.LatePaymentWorkflowID(j.ID))
@@ -252,6 +255,16 @@ func confirmOrphan(ctx context.Context, c client.Client, j store.OwedJob) (Orpha
 		o.CheckoutSessionID = *j.CheckoutSessionID
 	}
 	return o, true, nil
+}
+
+// resumable reports whether a job is one whose creation was cut off before
+// its workflow started (the API stopped, Temporal was away) while its
+// Checkout Session is still open: the site's retry with the same
+// Idempotency-Key starts the workflow and the job goes on, so the sweep
+// leaves it until the session expires.
+func resumable(j store.OwedJob, workflow enumspb.WorkflowExecutionStatus, now time.Time) bool {
+	return j.Status == jobs.StatusAwaitingPayment && workflow == enumspb.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED &&
+		j.CheckoutExpiresAt != nil && now.Before(*j.CheckoutExpiresAt)
 }
 
 func isRunning(s enumspb.WorkflowExecutionStatus) bool {

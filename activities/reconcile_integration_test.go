@@ -179,6 +179,10 @@ func TestFindOrphansBeyondRunningJobs(t *testing.T) {
 	run := e.start(t, jobs.WorkflowName, jobs.WorkflowID(terminated))
 	require.NoError(t, e.temporal.TerminateWorkflow(t.Context(), run.GetID(), run.GetRunID(), "from the Web UI"))
 	neverStarted := e.job(t, jobs.StatusAwaitingPayment, jobs.PaymentPending, at(later+1), 0)
+	// Its creation was cut off and its Checkout Session has expired since:
+	// no retry can resume it.
+	_, err := e.raw.Exec(t.Context(), `UPDATE jobs SET checkout_expires_at = now() - interval '1 minute' WHERE id = $1`, neverStarted)
+	require.NoError(t, err)
 	failedPaid := e.job(t, jobs.StatusFailed, jobs.PaymentPaid, at(later+3), 2)
 	e.finish(t, e.start(t, jobs.WorkflowName, jobs.WorkflowID(failedPaid)))
 	latePaid := e.job(t, jobs.StatusAbandoned, jobs.PaymentPaid, at(later+2), 0) // its late-payment workflow ended too
@@ -195,6 +199,9 @@ func TestFindOrphansBeyondRunningJobs(t *testing.T) {
 	e.job(t, jobs.StatusFailed, jobs.PaymentRefundNeedsAttention, at(later+7), 0)
 	e.job(t, jobs.StatusCompleted, jobs.PaymentPaid, at(later+8), 0)
 	e.job(t, jobs.StatusProcessing, jobs.PaymentPaid, time.Now(), 0) // within the grace
+	// Cut off before its workflow started, its session open: the site's
+	// retry with the same Idempotency-Key resumes it.
+	e.job(t, jobs.StatusAwaitingPayment, jobs.PaymentPending, at(later+10), 0)
 
 	e.waitListed(t, parked+2)
 	acts := &activities.Activities{Store: e.store, Temporal: e.temporal}
@@ -227,9 +234,9 @@ func TestFindOrphansBeyondRunningJobs(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, got)
 		assert.Equal(t, parked+2, st.Running, "the parked jobs, one late payment, one owed refund")
-		assert.Equal(t, parked+len(want)+3, st.Owed)
-		assert.Equal(t, len(want)+1, st.Candidates, "the orphans and the unlisted one")
-		assert.Equal(t, len(want)+1, st.Described)
+		assert.Equal(t, parked+len(want)+4, st.Owed)
+		assert.Equal(t, len(want)+2, st.Candidates, "the orphans, the unlisted one and the one to resume")
+		assert.Equal(t, len(want)+2, st.Described)
 		assert.Equal(t, len(want), st.Orphans)
 		assert.Positive(t, st.ListRunning)
 		assert.Positive(t, st.ReadOwed)

@@ -20,6 +20,7 @@ type OwedJob struct {
 	AmountPaidCents   *int64             `db:"amount_paid_cents"`
 	FailureReason     *string            `db:"failure_reason"`
 	CheckoutSessionID *string            `db:"checkout_session_id"`
+	CheckoutExpiresAt *time.Time         `db:"checkout_expires_at"`
 	Attempt           int                `db:"attempt"`
 	RefundAttempt     int                `db:"refund_attempt"`
 	RefundRefusedAt   *time.Time         `db:"refund_refused_at"`
@@ -37,7 +38,7 @@ const OwedPageSize = 1000
 // can use them.
 const (
 	owedColumns = `id, status, payment_status, payment_intent_id, amount_paid_cents, failure_reason,
-		checkout_session_id, attempt, refund_attempt, refund_refused_at, updated_at`
+		checkout_session_id, checkout_expires_at, attempt, refund_attempt, refund_refused_at, updated_at`
 	owedWhere = `(status IN ('awaiting_payment', 'pending', 'processing')
 		       OR status IN ('failed', 'abandoned') AND payment_status IN ('paid', 'refund_failed'))
 		  AND payment_status <> 'refund_needs_attention'

@@ -58,25 +58,6 @@ type ScaleConfig struct {
 	Progress io.Writer `json:"-"`
 }
 
-// Percentiles summarises one series of timings, in milliseconds.
-type Percentiles struct {
-	N   int     `json:"n"`
-	P50 float64 `json:"p50_ms"`
-	P90 float64 `json:"p90_ms"`
-	P99 float64 `json:"p99_ms"`
-	Max float64 `json:"max_ms"`
-}
-
-// percentiles computes nearest-rank percentiles; an empty series is all zero.
-func percentiles(d []time.Duration) Percentiles {
-	if len(d) == 0 {
-		return Percentiles{}
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return Percentiles{N: len(s), P50: ms(rank(s, 0.50)), P90: ms(rank(s, 0.90)), P99: ms(rank(s, 0.99)), Max: ms(s[len(s)-1])}
-}
-
 // ScaleResults is everything a scale run measured.
 type ScaleResults struct {
 	Machine  Machine           `json:"machine"`
@@ -122,9 +103,9 @@ type ScaleRun struct {
 	// checkout.session.completed's; PaymentToCompleted from sending that
 	// webhook to the job's completion (stored result, download ready) as
 	// the job record timestamps it.
-	Create             Percentiles `json:"create_job"`
-	Webhook            Percentiles `json:"stripe_webhook"`
-	PaymentToCompleted Percentiles `json:"payment_to_completed"`
+	Create             Latency `json:"create_job"`
+	Webhook            Latency `json:"stripe_webhook"`
+	PaymentToCompleted Latency `json:"payment_to_completed"`
 	// CPU is each process group's CPU time over the counted lifecycles;
 	// TemporalRoles splits the cluster's.
 	CPU           []CPUUse `json:"cpu"`
@@ -166,11 +147,11 @@ type ParkedCheckpoint struct {
 	Memory []ProcMem `json:"memory"`
 	// Create and PaymentToCompleted are Samples jobs created, then paid
 	// and followed to completion, one at a time.
-	Create             Percentiles `json:"create_job"`
-	PaymentToCompleted Percentiles `json:"payment_to_completed"`
-	LoadAverage        string      `json:"load_average"`
-	Errors             int         `json:"errors"`
-	FirstError         string      `json:"first_error,omitempty"`
+	Create             Latency `json:"create_job"`
+	PaymentToCompleted Latency `json:"payment_to_completed"`
+	LoadAverage        string  `json:"load_average"`
+	Errors             int     `json:"errors"`
+	FirstError         string  `json:"first_error,omitempty"`
 	// Slowest is the sample with the longest payment->completed.
 	Slowest *SlowJob `json:"slowest_payment_to_completed,omitempty"`
 }
@@ -357,7 +338,7 @@ func measureLifecycles(ctx context.Context, d *driver, cfg ScaleConfig, mode str
 	run.Errors, run.FirstError = errs, first
 	run.Lifecycles, run.Seconds = len(ids), round2(wall)
 	run.PerSecond = round2(float64(len(ids)) / wall)
-	run.Create = percentiles(creates.d)
+	run.Create = summarize(creates.d)
 	run.CPU = cpuBetween(groups.whole(), before, after, wall, len(ids))
 	run.TemporalRoles = cpuParts(groups, before, after, wall, len(ids))
 	hooks, done, doneIDs, err := d.completions(ctx, ids)
@@ -365,7 +346,7 @@ func measureLifecycles(ctx context.Context, d *driver, cfg ScaleConfig, mode str
 		run.Errors++
 		run.FirstError = cmpOr(run.FirstError, err.Error())
 	}
-	run.Webhook, run.PaymentToCompleted = percentiles(hooks), percentiles(done)
+	run.Webhook, run.PaymentToCompleted = summarize(hooks), summarize(done)
 	run.Slowest = d.slowest(ctx, doneIDs, done)
 	return run, nil
 }
@@ -482,7 +463,7 @@ func measureParked(ctx context.Context, d *driver, cfg ScaleConfig, r *ScaleResu
 			}
 			creates, done, doneIDs = append(creates, c), append(done, p), append(doneIDs, id)
 		}
-		cp.Create, cp.PaymentToCompleted = percentiles(creates), percentiles(done)
+		cp.Create, cp.PaymentToCompleted = summarize(creates), summarize(done)
 		cp.Slowest = d.slowest(ctx, doneIDs, done)
 		r.Parked = append(r.Parked, cp)
 		say("%d parked (%d running): databases %.0f MiB (%.2f KiB/job); create p50 %.0f ms; payment->completed p50 %.0f ms p99 %.0f ms%s",

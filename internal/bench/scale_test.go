@@ -18,37 +18,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-func TestPercentiles(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		out := make([]time.Duration, len(v))
-		for i, x := range v {
-			out[i] = time.Duration(x) * time.Millisecond
-		}
-		return out
-	}
-	hundred := make([]int, 100)
-	for i := range hundred {
-		hundred[i] = 100 - i
-	}
-	tests := []struct {
-		name string
-		in   []time.Duration
-		want Percentiles
-	}{
-		{"empty", nil, Percentiles{}},
-		{"one", ms(7), Percentiles{N: 1, P50: 7, P90: 7, P99: 7, Max: 7}},
-		{"ten", ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), Percentiles{N: 10, P50: 5, P90: 9, P99: 10, Max: 10}},
-		{"hundred", ms(hundred...), Percentiles{N: 100, P50: 50, P90: 90, P99: 99, Max: 100}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := percentiles(tt.in); got != tt.want {
-				t.Fatalf("percentiles = %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestParseCounts(t *testing.T) {
 	tests := []struct {
 		in      string
@@ -316,7 +285,7 @@ func TestScaleMarkdown(t *testing.T) {
 		Stacks: []Stack{{Temporal: "dev", StartSeconds: 3}, {Temporal: "cluster", StartSeconds: 30}},
 		Runs: []ScaleRun{
 			{Temporal: "dev", Workers: 1, Lifecycles: 60, Concurrency: 50, Seconds: 12, PerSecond: 5,
-				Create: Percentiles{N: 60, P50: 20, P90: 30, P99: 40}, PaymentToCompleted: Percentiles{N: 60, P50: 100, P90: 150, P99: 200},
+				Create: Latency{N: 60, P50: 20, P90: 30, P99: 40}, PaymentToCompleted: Latency{N: 60, P50: 100, P90: 150, P99: 200},
 				CPU: []CPUUse{{Group: "Temporal", Seconds: 3, Cores: 0.25, PerLifecycleMS: 50}, {Group: "machine total", Seconds: 20, Cores: 1.67}}},
 			{Temporal: "cluster", Workers: 2, Lifecycles: 59, Seconds: 15, PerSecond: 3.93, Errors: 1, FirstError: "HTTP 503 | down",
 				CPU:           []CPUUse{{Group: "Temporal", Seconds: 6, Cores: 0.4, PerLifecycleMS: 101.69}},
@@ -328,7 +297,7 @@ func TestScaleMarkdown(t *testing.T) {
 				Memory: []ProcMem{{Name: "Temporal history", RSS: 80}, {Name: "PostgreSQL", PSS: 60}}},
 			{Parked: 500, Running: 503, ParkRate: 40, ParkErrors: 2, ParkFirstError: "HTTP 503", ParkSeconds: 12.5, Databases: DBSizes{Total: 30}, PerJobKiB: 20.48,
 				Memory: []ProcMem{{Name: "Temporal history", RSS: 90}, {Name: "worker 1", RSS: 50}, {Name: "PostgreSQL", PSS: 70}},
-				Create: Percentiles{N: 30, P50: 25}},
+				Create: Latency{N: 30, P50: 25}},
 		},
 	}
 	md := ScaleMarkdown(r)

@@ -11,6 +11,7 @@ import (
 type Latency struct {
 	N   int     `json:"n"`
 	P50 float64 `json:"p50_ms"`
+	P90 float64 `json:"p90_ms"`
 	P99 float64 `json:"p99_ms"`
 	Max float64 `json:"max_ms"`
 }
@@ -22,7 +23,7 @@ func summarize(d []time.Duration) Latency {
 	}
 	s := slices.Clone(d)
 	slices.Sort(s)
-	return Latency{N: len(s), P50: ms(rank(s, 0.50)), P99: ms(rank(s, 0.99)), Max: ms(s[len(s)-1])}
+	return Latency{N: len(s), P50: ms(rank(s, 0.50)), P90: ms(rank(s, 0.90)), P99: ms(rank(s, 0.99)), Max: ms(s[len(s)-1])}
 }
 
 // rank is the nearest-rank percentile of a sorted series.

@@ -78,6 +78,10 @@ func createAt(base string) (api.CreateJobResponse, int, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+stack.SiteKey)
+	// A connection per request: a server shutting down closes its idle
+	// keep-alive connections, and a POST written on one just then is reset
+	// unread, which would pass for a request cut off.
+	req.Close = true
 	resp, err := apiClient.Do(req)
 	if err != nil {
 		return api.CreateJobResponse{}, 0, err

@@ -89,8 +89,9 @@ func TestEachOwed(t *testing.T) {
 		ids[i] = id
 		_, err = raw.Exec(ctx, `UPDATE jobs SET status = $2, payment_status = $3, updated_at = $4,
 			payment_intent_id = $5, amount_paid_cents = $6, failure_reason = $7, checkout_session_id = $8,
-			attempt = $9 WHERE id = $1`,
-			id, r.status, r.payment, r.updated, "pi_"+id, 400+i, "reason-"+strconv.Itoa(i), "cs_"+id, i)
+			attempt = $9, checkout_expires_at = $10 WHERE id = $1`,
+			id, r.status, r.payment, r.updated, "pi_"+id, 400+i, "reason-"+strconv.Itoa(i), "cs_"+id, i,
+			r.updated.Add(30*time.Minute))
 		require.NoError(t, err)
 		if r.owed {
 			owed[id] = r
@@ -116,9 +117,13 @@ func TestEachOwed(t *testing.T) {
 				ID: id, Status: r.status, PaymentStatus: r.payment,
 				PaymentIntentID: ptr("pi_" + id), AmountPaidCents: ptr(int64(400 + i)),
 				FailureReason: ptr("reason-" + strconv.Itoa(i)), CheckoutSessionID: ptr("cs_" + id),
-				Attempt: i, UpdatedAt: j.UpdatedAt,
+				Attempt: i, UpdatedAt: j.UpdatedAt, CheckoutExpiresAt: j.CheckoutExpiresAt,
 			}, j)
 			assert.True(t, r.updated.Equal(j.UpdatedAt), "updated_at %v, want %v", j.UpdatedAt, r.updated)
+			if assert.NotNil(t, j.CheckoutExpiresAt) {
+				want := r.updated.Add(30 * time.Minute)
+				assert.True(t, want.Equal(*j.CheckoutExpiresAt), "checkout_expires_at %v, want %v", *j.CheckoutExpiresAt, want)
+			}
 		}
 		assert.True(t, slices.IsSorted(owedIDs(pages)), "in ID order")
 	})

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
@@ -135,10 +136,14 @@ type ParkedCheckpoint struct {
 	ParkErrors  int     `json:"park_errors"`
 	// ParkFirstError is the first of ParkErrors.
 	ParkFirstError string `json:"park_first_error,omitempty"`
-	// SettleSeconds is how long the workers then took to work off the new
-	// jobs' tasks (the task queue's backlog back to zero), at least 5 s.
-	SettleSeconds float64 `json:"settle_seconds"`
-	Databases     DBSizes `json:"databases"`
+	// SettleSeconds is how long the workers then took to bring every new
+	// job to its payment wait (see settle), at least 5 s; Unsettled is the
+	// jobs that had not got there when it gave up, and ReportedBacklog the
+	// task queue's approximate backlog at the end.
+	SettleSeconds   float64 `json:"settle_seconds"`
+	Unsettled       int64   `json:"unsettled_jobs"`
+	ReportedBacklog int64   `json:"reported_backlog"`
+	Databases       DBSizes `json:"databases"`
 	// PerJobKiB is the databases' growth since the first checkpoint per
 	// job parked since then.
 	PerJobKiB   float64 `json:"growth_kib_per_parked_job"`
@@ -432,11 +437,11 @@ func (d *driver) completions(ctx context.Context, ids []string) (hooks, done []t
 func measureParked(ctx context.Context, d *driver, cfg ScaleConfig, r *ScaleResults, say func(string, ...any)) error {
 	parked := 0
 	checkpoint := func(cp ParkedCheckpoint) error {
-		settle, err := d.settle(ctx)
+		settle, unsettled, backlog, err := d.settle(ctx)
 		if err != nil {
 			return err
 		}
-		cp.SettleSeconds = round2(settle.Seconds())
+		cp.SettleSeconds, cp.Unsettled, cp.ReportedBacklog = round2(settle.Seconds()), unsettled, backlog
 		cp.Parked, cp.LoadAverage = parked, loadAverage()
 		if n, err := d.runningJobs(ctx); err == nil {
 			cp.Running = n
@@ -681,40 +686,74 @@ func ParseScaleFlags(args []string, out io.Writer) (ScaleConfig, error) {
 	return cfg, nil
 }
 
-// settle waits until the workers have worked off the job task queue's
-// backlog (workflow and activity tasks), at least 5 s and at most 10
-// minutes, and returns how long that took. A server that does not report
-// backlogs gets 10 s.
-func (d *driver) settle(ctx context.Context) (time.Duration, error) {
+// settle waits until every parked job's workflow has run its first steps
+// (the job.created event its DeliverEvent activity records is in the
+// database) and the job task queue's reported backlog is back to zero, at
+// least 5 s and at most 30 minutes. Temporal's backlog count is approximate
+// and counts tasks of finished work until they reach the queue's head, so
+// once every job has settled it is given 30 s more, then taken as reported.
+// It returns how long that took, the jobs still unsettled and the backlog
+// last reported.
+func (d *driver) settle(ctx context.Context) (took time.Duration, unsettled, backlog int64, err error) {
 	start := time.Now()
-	minWait, maxWait := 5*time.Second, 10*time.Minute
+	minWait, maxWait, grace := 5*time.Second, 30*time.Minute, 30*time.Second
+	var settledAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, 0, 0, ctx.Err()
 		case <-time.After(time.Second):
 		}
 		waited := time.Since(start)
 		if waited < minWait {
 			continue
 		}
-		backlog, known := int64(0), true
-		for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
-			resp, err := d.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
-				Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: jobs.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
-				TaskQueueType: typ, ReportStats: true,
-			})
-			if err != nil || resp.GetStats() == nil {
-				known = false
-				break
-			}
-			backlog += resp.GetStats().GetApproximateBacklogCount()
+		if unsettled, err = d.unsettledJobs(ctx); err != nil {
+			return 0, 0, 0, err
 		}
+		if unsettled == 0 && settledAt.IsZero() {
+			settledAt = time.Now()
+		}
+		backlog = d.backlog(ctx)
 		switch {
-		case known && backlog == 0, !known && waited >= 10*time.Second, waited >= maxWait:
-			return waited, nil
+		case unsettled == 0 && backlog == 0, unsettled == 0 && time.Since(settledAt) >= grace, waited >= maxWait:
+			return waited, unsettled, max(backlog, 0), nil
 		}
 	}
+}
+
+// unsettledJobs counts the jobs awaiting payment whose workflow has not yet
+// recorded their job.created event.
+func (d *driver) unsettledJobs(ctx context.Context) (int64, error) {
+	conn, err := pgx.Connect(ctx, d.s.pg.URL)
+	if err != nil {
+		return 0, fmt.Errorf("count unsettled jobs: %w", err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM jobs j WHERE j.status = 'awaiting_payment'
+		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.job_id = j.id AND e.type = 'job.created')`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count unsettled jobs: %w", err)
+	}
+	return n, nil
+}
+
+// backlog is the job task queue's approximate backlog, workflow and
+// activity tasks together; -1 when the server does not report it.
+func (d *driver) backlog(ctx context.Context) int64 {
+	var n int64
+	for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+		resp, err := d.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: jobs.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+			TaskQueueType: typ, ReportStats: true,
+		})
+		if err != nil || resp.GetStats() == nil {
+			return -1
+		}
+		n += resp.GetStats().GetApproximateBacklogCount()
+	}
+	return n
 }
 
 // slowest describes the job with the longest payment->completed: its

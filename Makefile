@@ -65,7 +65,7 @@ $(TOOLS)/promtool.$(PROMTOOL_VERSION):
 ## build: compile the hires binary into bin/
 build:
 	go build -o bin/hires ./cmd/hires
-	go build -o bin/upsampler-sim ./cmd/upsampler-sim
+	go build -o bin/upsampler-sim ./dev/cmd/upsampler-sim
 
 ## lint: gofmt, go vet and workflowcheck (determinism of workflow code)
 lint: tools
@@ -84,46 +84,46 @@ test: tools lint
 
 ## test-cluster: the end-to-end tests again, on Temporal's production shape (four roles on PostgreSQL) with results in S3
 test-cluster: tools cluster-tools
-	HIRES_E2E_TEMPORAL=cluster go test $(GO_TEST_FLAGS) -tags integration ./internal/e2e/
+	HIRES_E2E_TEMPORAL=cluster go test $(GO_TEST_FLAGS) -tags integration ./dev/e2e/
 
 ## run: the whole stack in the foreground (Ctrl-C stops it)
 run: tools
-	go run ./cmd/hires dev
+	go run ./dev/cmd/hires-dev run
 
 ## cluster: the production topology in the foreground: Temporal's four services on PostgreSQL with the standalone Web UI, an S3 store, two APIs behind a proxy and two workers
 cluster: tools cluster-tools
-	go run ./cmd/hires dev -cluster
+	go run ./dev/cmd/hires-dev run -cluster
 
 ## pay JOB=<id>: simulate the customer paying (signed checkout.session.completed)
 pay:
 	@test -n "$(JOB)" || (echo "usage: make pay JOB=<job id>"; exit 2)
-	go run ./cmd/hires pay $(JOB)
+	go run ./dev/cmd/hires-dev pay $(JOB)
 
 ## bank JOB=<id> [RESULT=succeeded|failed]: simulate a bank debit: Checkout completed unpaid, then, with RESULT, Stripe's verdict
 bank:
 	@test -n "$(JOB)" || (echo "usage: make bank JOB=<job id> [RESULT=succeeded|failed]"; exit 2)
-	go run ./cmd/hires $(if $(RESULT),bank-$(RESULT),pay-bank) $(JOB)
+	go run ./dev/cmd/hires-dev $(if $(RESULT),bank-$(RESULT),pay-bank) $(JOB)
 
 ## expire JOB=<id>: simulate the Checkout Session expiring unpaid
 expire:
 	@test -n "$(JOB)" || (echo "usage: make expire JOB=<job id>"; exit 2)
-	go run ./cmd/hires expire $(JOB)
+	go run ./dev/cmd/hires-dev expire $(JOB)
 
 ## bench: measure the service on the real local stack; writes docs/bench/ (BENCH_FLAGS="-parked 2000" for a shorter run)
 bench: tools
-	go run ./cmd/bench $(BENCH_FLAGS)
+	go run ./dev/cmd/bench $(BENCH_FLAGS)
 
 ## bench-cluster: lifecycles/s and latencies on the Temporal dev server and on a Temporal cluster with 1, 2, 4 worker processes, then jobs parked on the cluster (10,000 and 100,000): database sizes, memory, latency; writes docs/bench/cluster.{json,md} (BENCH_FLAGS="-workers 1,2 -lifecycles 60 -parked 500,1000 -out /tmp/bench" for a quick run)
 bench-cluster: tools cluster-tools
-	go run ./cmd/bench-cluster $(BENCH_FLAGS)
+	go run ./dev/cmd/bench-cluster $(BENCH_FLAGS)
 
 ## chaos: hundreds of jobs under faults (worker SIGKILLs, restarts of the API, PostgreSQL and Temporal, a failing and slow Upsampler, duplicated and reordered Stripe events); fails if an invariant breaks
 chaos: tools
-	go run ./cmd/chaos $(CHAOS_FLAGS)
+	go run ./dev/cmd/chaos $(CHAOS_FLAGS)
 
 ## chaos-cluster: the same run on Temporal's production shape (four roles on the run's PostgreSQL), its history and matching processes SIGKILLed instead of a dev server restart
 chaos-cluster: tools cluster-tools
-	go run ./cmd/chaos -cluster $(CHAOS_FLAGS)
+	go run ./dev/cmd/chaos -cluster $(CHAOS_FLAGS)
 
 clean:
 	rm -rf bin

@@ -21,7 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"hires/activities"
-	"hires/internal/devstack"
+	"hires/dev/devstack"
 	"hires/internal/events"
 	"hires/internal/jobs"
 	"hires/internal/store"

@@ -25,11 +25,6 @@ type SendEmailInput struct {
 	JobID string
 	Kind  string // one of the jobs.Email* values
 	Seq   int    // 0, or the number of the admin resend
-	// Deprecated: PageURL (the customer's page with its access token) is set
-	// only by workflows started before customer data left Temporal; never
-	// set now. Used only for jobs whose access token is not derived from
-	// ACCESS_TOKEN_SECRET (see pageURL).
-	PageURL string `json:",omitempty"`
 }
 
 var mailKinds = map[string]mail.Kind{
@@ -64,7 +59,7 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) error {
 		return nil
 	}
 	// Admin-only kinds (refund-needs-attention) go to the admin alone: mail.Send routes them.
-	msg := mail.Message{Kind: kind, JobID: job.ID, To: customerEmail(job), Seq: in.Seq, Data: a.mailData(job, a.pageURL(job, "", in.PageURL))}
+	msg := mail.Message{Kind: kind, JobID: job.ID, To: customerEmail(job), Seq: in.Seq, Data: a.mailData(job, a.pageURL(job))}
 	if err := a.Mailer.Send(ctx, msg); err != nil {
 		if mail.Permanent(err) {
 			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotificationRejected, err)
@@ -216,21 +211,4 @@ func eventData(j store.Job) events.Data {
 		d.RefundedCents = *j.RefundAmountCents
 	}
 	return d
-}
-
-// SetDownloadInput moves a completed job's download expiry.
-type SetDownloadInput struct {
-	JobID     string
-	ExpiresAt time.Time
-	NewToken  bool // issue a fresh token; the old link stops working
-	Cause     string
-}
-
-// SetDownload records a new expiry, and a fresh token if asked.
-func (a *Activities) SetDownload(ctx context.Context, in SetDownloadInput) error {
-	tok := ""
-	if in.NewToken {
-		tok = token.Alnum(DownloadTokenLength)
-	}
-	return storeErr(a.Store.SetDownload(ctx, in.JobID, tok, in.ExpiresAt, in.Cause))
 }

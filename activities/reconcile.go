@@ -120,7 +120,7 @@ func FindOrphansTimed(ctx context.Context, c client.Client, s *store.Store, in F
 var runningQuery = fmt.Sprintf("ExecutionStatus = 'Running' AND WorkflowType IN ('%s', '%s', '%s')",
 	jobs.WorkflowName, jobs.LatePaymentWorkflow, jobs.OwedRefundWorkflow)
 
-func findOrphans(ctx context.Context, c client.Client, s *store.Store, in FindOrphansInput,
+func findOrphans(ctx context.Context, c client.Client, s SweepRecords, in FindOrphansInput,
 	heartbeat func(details ...any)) ([]Orphan, SweepStats, error) {
 	limit := cmp.Or(max(in.Limit, 0), DefaultOrphanLimit)
 	pageSize := cmp.Or(max(in.PageSize, 0), DefaultSweepPage)

@@ -23,7 +23,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"hires/activities"
-	"hires/internal/devstack"
+	"hires/dev/devstack"
 	"hires/internal/jobs"
 	"hires/internal/store"
 )

@@ -181,6 +181,13 @@ func (s *Server) createAndStart(ctx context.Context, site, id string, req Create
 	}, nil
 }
 
+// checkoutPage is the job's Checkout Session with the customer's payment
+// page, which the site gets and Temporal never sees.
+type checkoutPage struct {
+	jobs.Checkout
+	URL string
+}
+
 // ensureWorkflow makes the job's Checkout Session and starts the job's
 // workflow with it: the request waits for Stripe, the insert and the start,
 // nothing else. Each step is idempotent (Stripe's key is derived from the
@@ -188,13 +195,13 @@ func (s *Server) createAndStart(ctx context.Context, site, id string, req Create
 // Idempotency-Key resumes where a failed attempt stopped. The workflow is
 // started without customer data: no email, no link with the access token,
 // no Checkout URL, and no search attribute holding any of them.
-func (s *Server) ensureWorkflow(ctx context.Context, job store.Job, access string) (jobs.Checkout, error) {
+func (s *Server) ensureWorkflow(ctx context.Context, job store.Job, access string) (checkoutPage, error) {
 	co, err := s.ensureCheckout(ctx, job, access)
 	if err != nil || job.Status.Final() {
 		return co, err
 	}
 	in := s.workflowInput(job)
-	in.Checkout = &jobs.Checkout{SessionID: co.SessionID, ExpiresAt: co.ExpiresAt}
+	in.Checkout = co.Checkout
 	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       jobs.WorkflowID(job.ID),
 		TaskQueue:                jobs.TaskQueue,
@@ -215,12 +222,12 @@ func (s *Server) ensureWorkflow(ctx context.Context, job store.Job, access strin
 
 // ensureCheckout returns the job's recorded session, or makes and records
 // it. Stripe sends the customer back to their page, access token included.
-func (s *Server) ensureCheckout(ctx context.Context, job store.Job, access string) (jobs.Checkout, error) {
+func (s *Server) ensureCheckout(ctx context.Context, job store.Job, access string) (checkoutPage, error) {
 	if job.CheckoutURL != nil {
-		return jobs.Checkout{SessionID: deref(job.CheckoutSessionID), URL: *job.CheckoutURL, ExpiresAt: *job.CheckoutExpiresAt}, nil
+		return checkoutPage{jobs.Checkout{SessionID: deref(job.CheckoutSessionID), ExpiresAt: *job.CheckoutExpiresAt}, *job.CheckoutURL}, nil
 	}
 	if job.Status.Final() { // it ended before a session existed
-		return jobs.Checkout{}, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
+		return checkoutPage{}, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
 	}
 	page := s.cfg.PublicBaseURL + "/jobs/" + job.ID + "?token=" + access
 	expires := *job.CheckoutExpiresAt
@@ -233,19 +240,19 @@ func (s *Server) ensureCheckout(ctx context.Context, job store.Job, access strin
 	switch {
 	case err != nil && payments.Retryable(err):
 		s.log.WarnContext(ctx, "creating the Checkout Session failed for now", "job_id", job.ID, "error", err)
-		return jobs.Checkout{}, fail(http.StatusServiceUnavailable, "checkout_pending",
+		return checkoutPage{}, fail(http.StatusServiceUnavailable, "checkout_pending",
 			"the payment page is not ready yet; retry with the same Idempotency-Key")
 	case err != nil: // Stripe refused it: the job cannot be paid for
 		s.log.ErrorContext(ctx, "Stripe refused the Checkout Session", "job_id", job.ID, "error", err)
 		if err := s.store.MarkFailed(ctx, job.ID, jobs.ReasonCheckoutFailed, err.Error()); err != nil {
-			return jobs.Checkout{}, err
+			return checkoutPage{}, err
 		}
-		return jobs.Checkout{}, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
+		return checkoutPage{}, fail(http.StatusBadGateway, "payment_provider_error", "the payment page could not be created")
 	}
 	if err := s.store.SetCheckout(ctx, job.ID, sess.ID, sess.URL, expires); err != nil {
-		return jobs.Checkout{}, err
+		return checkoutPage{}, err
 	}
-	return jobs.Checkout{SessionID: sess.ID, URL: sess.URL, ExpiresAt: expires}, nil
+	return checkoutPage{jobs.Checkout{SessionID: sess.ID, ExpiresAt: expires}, sess.URL}, nil
 }
 
 // workflowInput is what the job's workflow starts with: the order and its

@@ -1,8 +1,17 @@
-// Package workflows holds the job workflow (one per job, from checkout to
-// the download link's expiry, with refunds and admin retries), the refund
-// of payments that arrive too late, and the reconciliation sweep. It is
-// deterministic: all I/O, time and randomness go through activities and
-// the SDK.
+// Package workflows holds the job workflow (one per job, from its payment
+// to the download link's expiry, with refunds and admin retries), the
+// refund of payments that arrive too late, and the reconciliation sweep.
+// It is deterministic: all I/O, time and randomness go through activities
+// and the SDK.
+//
+// ImageJob tells a job's life top-down; each phase is a file, read in
+// this order:
+//
+//	payment.go     waiting for the money, or closing an unpaid job
+//	processing.go  Upsampler: the submission, its verdict, the stored result
+//	delivery.go    the download link, its reminder and expiry; admin updates
+//	refund.go      failure and refund, and an admin's retry
+//	cancel.go      an admin's cancellation (a termination is settled by reconcile.go)
 package workflows
 
 import (
@@ -19,14 +28,79 @@ import (
 // a is only used to name activity methods; the worker registers the real one.
 var a *activities.Activities
 
+// ImageJob runs one job's whole life. The API has made the job's Checkout
+// Session and started the workflow with it.
+func ImageJob(ctx workflow.Context, in jobs.WorkflowInput) (jobs.State, error) {
+	w := newJob(ctx, in)
+	if err := w.handleMessages(ctx); err != nil {
+		return w.state, err
+	}
+	err := w.live(ctx)
+	if err != nil && errors.Is(ctx.Err(), workflow.ErrCanceled) {
+		return w.state, w.cancelled(ctx)
+	}
+	w.flush(ctx)
+	return w.state, err
+}
+
+// live takes the job from its payment to the end of its download link, or
+// to its refund; a failed job waits for an admin's retry.
+func (w *job) live(ctx workflow.Context) error {
+	w.notify(ctx, "", jobs.HookJobCreated)
+	paid, err := w.awaitPayment(ctx)
+	if err != nil {
+		return err
+	}
+	if !paid {
+		return w.closeUnpaid(ctx)
+	}
+	for {
+		res, err := w.process(ctx)
+		if err == nil {
+			return w.deliver(ctx, res)
+		}
+		f := w.asFailure(ctx, err)
+		if f == nil {
+			return err // the workflow itself cannot go on (cancelled, or the record refused a change)
+		}
+		if err := w.failAndRefund(ctx, f); err != nil {
+			return err
+		}
+		retry, err := w.awaitRetry(ctx)
+		if err != nil || !retry {
+			return err
+		}
+	}
+}
+
+// failure is a job failing for a business reason: the job ends failed with
+// the reason recorded, and its payment is refunded. Any other error stops
+// the workflow itself.
+type failure struct {
+	reason string // one of the jobs.Reason* values
+	err    error
+}
+
+func (f *failure) Error() string { return f.reason + ": " + f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+// failed makes a failure for reason, caused by err.
+func failed(reason string, err error) error { return &failure{reason: reason, err: err} }
+
+// asFailure is err as a job failure, or nil: a cancellation is never one.
+func (w *job) asFailure(ctx workflow.Context, err error) *failure {
+	var f *failure
+	if !errors.As(err, &f) || ctx.Err() != nil || temporal.IsCanceledError(f.err) {
+		return nil
+	}
+	return f
+}
+
 // job is the workflow's state. Message handlers only record what arrived;
 // the main flow decides what it means.
 type job struct {
 	in    jobs.WorkflowInput
 	state jobs.State
-
-	checkout    *jobs.Checkout
-	checkoutErr error
 
 	seenEvents     map[string]bool
 	paid           *jobs.StripeEvent // the payment that moved the job on
@@ -39,11 +113,9 @@ type job struct {
 	hints          int               // Upsampler callbacks received
 	submissions    int               // images sent to Upsampler (numbered from 1)
 	calledBack     map[int]string    // Upsampler job named by a callback, by submission
-	submission     *submission       // started with the payment, not yet awaited
 	retryRequested *jobs.RetryRequest
 
-	notifyV     workflow.Version  // whether this run sends notifications
-	notifyCtx   workflow.Context  // where notifications run: one a cancellation does not reach (nil: ctx)
+	notifyCtx   workflow.Context  // where notifications run: a cancellation does not reach it
 	pending     []workflow.Future // notifications in flight
 	resends     int               // download links sent again by admins
 	reminded    bool              // the expiry reminder went out
@@ -54,56 +126,28 @@ type job struct {
 	processBy time.Time
 }
 
-var (
-	errNotDownloadable = temporal.NewApplicationError("the job has no download to change: it is not completed, or its link has expired", "NotDownloadable")
-	errResendLimit     = temporal.NewApplicationError("the download link was sent again as often as allowed (DOWNLOAD_RESEND_LIMIT)", "ResendLimit")
-)
-
-// ImageJob runs one job's whole life. Cancelling it refunds a paid job
-// that was not delivered, then ends it cleanly.
-func ImageJob(ctx workflow.Context, in jobs.WorkflowInput) (jobs.State, error) {
+func newJob(ctx workflow.Context, in jobs.WorkflowInput) *job {
 	w := &job{
 		in:         in,
 		state:      jobs.State{JobID: in.JobID, Status: jobs.StatusAwaitingPayment, PaymentStatus: jobs.PaymentPending},
 		seenEvents: map[string]bool{},
 		calledBack: map[int]string{},
 	}
-	w.notifyV = workflow.GetVersion(ctx, notificationsVersion, workflow.DefaultVersion, 1)
-	if workflow.GetVersion(ctx, detachedNotificationsVersion, workflow.DefaultVersion, 1) >= 1 {
-		// Emails and events already under way when an admin cancels still go out.
-		w.notifyCtx, _ = workflow.NewDisconnectedContext(ctx)
-	}
-	if err := w.handleMessages(ctx); err != nil {
-		return w.state, err
-	}
-	err := w.run(ctx)
-	if err != nil && errors.Is(ctx.Err(), workflow.ErrCanceled) {
-		// Cancelled: settle in a context the cancellation does not reach.
-		settleCtx, _ := workflow.NewDisconnectedContext(ctx)
-		if serr := w.settleCancelled(settleCtx); serr != nil {
-			return w.state, serr
-		}
-		w.flush(settleCtx)
-		return w.state, temporal.NewCanceledError("job cancelled; settled as " + string(w.state.Status))
-	}
-	w.flush(ctx)
-	return w.state, err
+	// Emails and events already under way when an admin cancels still go out.
+	w.notifyCtx, _ = workflow.NewDisconnectedContext(ctx)
+	return w
 }
 
+var (
+	errNotDownloadable = temporal.NewApplicationError("the job has no download to change: it is not completed, or its link has expired", "NotDownloadable")
+	errResendLimit     = temporal.NewApplicationError("the download link was sent again as often as allowed (DOWNLOAD_RESEND_LIMIT)", "ResendLimit")
+)
+
+// handleMessages registers the query, the updates and the signals. The
+// signal handlers only note what arrived.
 func (w *job) handleMessages(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, jobs.QueryState, func() (jobs.State, error) {
 		return w.state, nil
-	}); err != nil {
-		return err
-	}
-	if err := workflow.SetUpdateHandler(ctx, jobs.UpdateCheckout, func(ctx workflow.Context) (jobs.Checkout, error) {
-		if err := workflow.Await(ctx, func() bool { return w.checkout != nil || w.checkoutErr != nil }); err != nil {
-			return jobs.Checkout{}, err
-		}
-		if w.checkoutErr != nil {
-			return jobs.Checkout{}, w.checkoutErr
-		}
-		return *w.checkout, nil
 	}); err != nil {
 		return err
 	}
@@ -173,13 +217,12 @@ func (w *job) onStripeEvent(ctx workflow.Context, e jobs.StripeEvent) {
 		return
 	}
 	w.seenEvents[e.EventID] = true
-	paid := (e.Type == jobs.EventCheckoutCompleted || e.Type == jobs.EventCheckoutAsyncSucceeded) && e.PaymentStatus == "paid"
 	switch {
 	case e.Type == jobs.EventChargeRefunded:
 		w.refundSeen = true
-	case paid && w.paid == nil && w.closedByEvent == nil && w.state.Status == jobs.StatusAwaitingPayment:
+	case e.Paid() && w.paid == nil && w.closedByEvent == nil && w.state.Status == jobs.StatusAwaitingPayment:
 		w.paid = &e
-	case paid && w.paid == nil && w.latePaid == nil:
+	case e.Paid() && w.paid == nil && w.latePaid == nil:
 		// The job was given up on, but the customer paid: refund it.
 		w.latePaid = &e
 	case w.paid != nil || w.closedByEvent != nil:
@@ -194,50 +237,14 @@ func (w *job) onStripeEvent(ctx workflow.Context, e jobs.StripeEvent) {
 	}
 }
 
-func (w *job) run(ctx workflow.Context) error {
-	if err := w.createCheckout(ctx); err != nil {
-		if err := w.fail(ctx, jobs.ReasonCheckoutFailed, err); err != nil {
-			return err
-		}
-		return w.closeUnpaid(ctx, false)
-	}
-	paid, err := w.awaitPayment(ctx)
-	if err != nil {
-		return err
-	}
-	if !paid {
-		return w.closeUnpaid(ctx, true)
-	}
-	return w.fulfil(ctx)
-}
-
-// fulfil upscales and delivers the paid job. A failure ends in failed and a
-// refund; the job then waits for an admin retry until its window closes.
-func (w *job) fulfil(ctx workflow.Context) error {
-	for {
-		reason, cause := w.process(ctx)
-		if reason == "" {
-			if cause != nil {
-				return cause // the workflow itself could not go on (e.g. cancelled)
-			}
-			return w.expireDownload(ctx)
-		}
-		if err := w.fail(ctx, reason, cause); err != nil {
-			return err
-		}
-		if err := w.refund(ctx, reason); err != nil {
-			return err
-		}
-		retry, err := w.awaitRetry(ctx)
-		if err != nil || !retry {
-			return err
-		}
-	}
-}
-
 // setStatus mirrors a status already written to the job record into the
-// workflow's state and its search attributes.
+// workflow's state and its search attributes. Only the moves in
+// jobs.Transitions exist: any other is a bug, and fails the workflow task
+// (it is retried, visibly) rather than the job.
 func (w *job) setStatus(ctx workflow.Context, s jobs.Status, more ...temporal.SearchAttributeUpdate) error {
+	if !jobs.CanMove(w.state.Status, s) {
+		panic("job " + w.in.JobID + ": " + string(w.state.Status) + " -> " + string(s) + " is not in jobs.Transitions")
+	}
 	w.state.Status = s
 	return workflow.UpsertTypedSearchAttributes(ctx, append(more, jobs.AttrJobStatus.ValueSet(string(s)))...)
 }
@@ -250,4 +257,14 @@ func (w *job) setPaymentStatus(ctx workflow.Context, ps jobs.PaymentStatus) erro
 func isType(err error, typ string) bool {
 	var appErr *temporal.ApplicationError
 	return errors.As(err, &appErr) && appErr.Type() == typ
+}
+
+// yield lets every other coroutine of the workflow run until it blocks, so
+// that a signal delivered in the current workflow task is handled before
+// the main flow decides on what it knows. (Coroutines run in creation
+// order; the main one is first.) It issues no command.
+func yield(ctx workflow.Context) error {
+	done := false
+	workflow.Go(ctx, func(workflow.Context) { done = true })
+	return workflow.Await(ctx, func() bool { return done })
 }

@@ -26,6 +26,7 @@ func input() jobs.WorkflowInput {
 		JobID: "6f1c1b52-0f55-4c3e-9d0e-3a1d2b7c8e90", ImageURL: "https://images.example.com/a.png",
 		Resolution: jobs.Resolution4x, ImageWidth: 120, ImageHeight: 90,
 		PriceCents: 50, Currency: "usd", CheckoutExpiresAt: start.Add(time.Hour),
+		Checkout: jobs.Checkout{SessionID: "cs_test_1", ExpiresAt: start.Add(time.Hour)},
 		Timeouts: jobs.Timeouts{Payment: 24 * time.Hour, DownloadTTL: 24 * time.Hour,
 			Processing: 30 * time.Minute, PollInterval: 30 * time.Second,
 			RetryWindow: 7 * 24 * time.Hour, RefundRetry: time.Hour, RefundAttention: 24 * time.Hour,
@@ -39,7 +40,6 @@ type harness struct {
 	t        *testing.T
 	env      *testsuite.TestWorkflowEnvironment
 	statuses []jobs.Status
-	checkout *jobs.Checkout
 	failed   *activities.FailJobInput
 	storeErr error // what StoreResult fails with, if anything
 	failedAt time.Time
@@ -70,8 +70,6 @@ func newHarness(t *testing.T, opts ...func(*harness)) *harness {
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		h.upserts = append(h.upserts, args.Get(0).(temporal.SearchAttributes))
 	}).Return(nil)
-	h.env.OnActivity(a.CreateCheckout, mock.Anything, mock.Anything).Return(
-		jobs.Checkout{SessionID: "cs_test_1", ExpiresAt: start.Add(time.Hour)}, nil)
 	h.env.OnActivity(a.RecordPayment, mock.Anything, mock.Anything).Return(record[activities.RecordPaymentInput](h, jobs.StatusPending))
 	h.env.OnActivity(a.RecordAbandoned, mock.Anything, mock.Anything).Return(record[activities.RecordAbandonedInput](h, jobs.StatusAbandoned))
 	h.env.OnActivity(a.MarkProcessing, mock.Anything, mock.Anything).Return(record[activities.MarkProcessingInput](h, jobs.StatusProcessing))
@@ -120,19 +118,6 @@ func newHarness(t *testing.T, opts ...func(*harness)) *harness {
 			}
 			return activities.StoredResult{Key: "results/x.png", ContentType: "image/png", Width: 480, Height: 360}, nil
 		})
-	// The API's update, as in production: sent as soon as the workflow starts.
-	h.env.RegisterDelayedCallback(func() {
-		h.env.UpdateWorkflow(jobs.UpdateCheckout, "checkout", &testsuite.TestUpdateCallback{
-			OnAccept: func() {},
-			OnReject: func(err error) { t.Errorf("checkout update rejected: %v", err) },
-			OnComplete: func(v any, err error) {
-				if err == nil {
-					c := v.(jobs.Checkout)
-					h.checkout = &c
-				}
-			},
-		})
-	}, 0)
 	return h
 }
 
@@ -204,8 +189,6 @@ func TestHappyPathWithCallback(t *testing.T) {
 	require.Equal(t, jobs.StatusCompleted, st.Status)
 	require.Equal(t, jobs.PaymentPaid, st.PaymentStatus)
 	require.Equal(t, []jobs.Status{jobs.StatusPending, jobs.StatusProcessing, jobs.StatusCompleted}, h.statuses)
-	require.NotNil(t, h.checkout)
-	require.Equal(t, "cs_test_1", h.checkout.SessionID)
 	// The callback woke the workflow well before the 30s poll would have.
 	require.Equal(t, start.Add(time.Minute+10*time.Second).Add(24*time.Hour), st.DownloadExpiry.UTC())
 	h.env.AssertActivityNumberOfCalls(t, "CheckUpscale", 1)
@@ -396,33 +379,6 @@ func TestProcessingDeadlineBoundsTheWait(t *testing.T) {
 	failedAt := h.failedAt.Sub(start.Add(time.Minute))
 	require.GreaterOrEqual(t, failedAt, 30*time.Minute)
 	require.Less(t, failedAt, 32*time.Minute)
-}
-
-func TestCheckoutFailureFailsTheJobAndTheUpdate(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
-	env.RegisterActivity(&activities.Activities{})
-	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
-	env.OnActivity(a.CreateCheckout, mock.Anything, mock.Anything).Return(jobs.Checkout{},
-		temporal.NewNonRetryableApplicationError("invalid amount", activities.ErrTypeStripeRejected, nil))
-	var reason string
-	env.OnActivity(a.FailJob, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FailJobInput) error {
-		reason = in.Reason
-		return nil
-	})
-	var updateErr error
-	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(jobs.UpdateCheckout, "checkout", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(error) {},
-			OnComplete: func(_ any, err error) { updateErr = err },
-		})
-	}, 0)
-	env.ExecuteWorkflow(ImageJob, input())
-	require.NoError(t, env.GetWorkflowError())
-	require.Equal(t, jobs.ReasonCheckoutFailed, reason)
-	var appErr *temporal.ApplicationError
-	require.True(t, errors.As(updateErr, &appErr))
-	require.Equal(t, jobs.ReasonCheckoutFailed, appErr.Type())
 }
 
 func TestQueryState(t *testing.T) {

@@ -22,6 +22,11 @@ func dbOptions(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// dbLocalOptions are dbOptions for a local activity.
+func dbLocalOptions(ctx workflow.Context) workflow.Context {
+	return localOptions(ctx, dbOptions(ctx))
+}
+
 // Stripe calls: every write carries an idempotency key derived from the job.
 func stripeOptions(ctx workflow.Context, deadline time.Duration) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -43,7 +48,12 @@ func upsamplerOptions(ctx workflow.Context, deadline time.Duration) workflow.Con
 
 // upsamplerLocalOptions are upsamplerOptions for a local activity.
 func upsamplerLocalOptions(ctx workflow.Context, deadline time.Duration) workflow.Context {
-	o := workflow.GetActivityOptions(upsamplerOptions(ctx, deadline))
+	return localOptions(ctx, upsamplerOptions(ctx, deadline))
+}
+
+// localOptions gives ctx, for local activities, the options with set.
+func localOptions(ctx, with workflow.Context) workflow.Context {
+	o := workflow.GetActivityOptions(with)
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: o.StartToCloseTimeout, ScheduleToCloseTimeout: o.ScheduleToCloseTimeout, RetryPolicy: o.RetryPolicy,
 	})

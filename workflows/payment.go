@@ -10,52 +10,18 @@ import (
 	"hires/internal/jobs"
 )
 
-// createCheckout takes the session the API made before starting the job;
-// workflows started before it did so make their own.
-func (w *job) createCheckout(ctx workflow.Context) error {
-	if w.in.Checkout != nil {
-		w.checkout = w.in.Checkout
-		w.notify(ctx, "", jobs.HookJobCreated)
-		return nil
-	}
-	in := w.in
-	var c jobs.Checkout
-	// The activity reads the email and makes the return links from the
-	// job's row; the deprecated fields are passed on for the old jobs whose
-	// workflows alone carry them (empty for any workflow started now).
-	err := workflow.ExecuteActivity(stripeOptions(ctx, min(in.Timeouts.Payment, 10*time.Minute)),
-		a.CreateCheckout, activities.CreateCheckoutInput{
-			JobID:         in.JobID,
-			AmountCents:   in.PriceCents,
-			Currency:      in.Currency,
-			Resolution:    in.Resolution,
-			ImageWidth:    in.ImageWidth,
-			ImageHeight:   in.ImageHeight,
-			CustomerEmail: in.Email,
-			SuccessURL:    in.SuccessURL,
-			CancelURL:     in.CancelURL,
-			ExpiresAt:     in.CheckoutExpiresAt,
-		}).Get(ctx, &c)
-	if err != nil {
-		w.checkoutErr = temporal.NewApplicationError("checkout could not be created", jobs.ReasonCheckoutFailed)
-		return err
-	}
-	w.checkout = &c
-	w.notify(ctx, "", jobs.HookJobCreated)
-	return nil
-}
-
-// awaitPayment waits for the payment or the end of the payment window.
-// It reports whether the job was paid; an unpaid job ends abandoned. A
-// Checkout completed with a delayed method (a bank debit) stops the
-// payment window: the job then waits up to AsyncPayment for Stripe's word.
-func (w *job) awaitPayment(ctx workflow.Context) (bool, error) {
+// awaitPayment waits for the payment, at most the payment window, and
+// records what came of it: paid (the job is pending) or abandoned. A
+// Checkout completed with a delayed method (a bank debit) stops the payment
+// window: the job then waits up to AsyncPayment for Stripe's word.
+func (w *job) awaitPayment(ctx workflow.Context) (paid bool, err error) {
 	decided, err := workflow.AwaitWithOptions(ctx,
 		workflow.AwaitOptions{Timeout: w.in.Timeouts.Payment, TimerOptions: workflow.TimerOptions{Summary: "payment window"}},
 		func() bool { return w.paid != nil || w.closedByEvent != nil || w.delayed != nil })
 	if err != nil {
 		return false, err
 	}
+	cause := ""
 	if !decided {
 		res, err := w.expireCheckout(ctx)
 		if err != nil {
@@ -63,8 +29,7 @@ func (w *job) awaitPayment(ctx workflow.Context) (bool, error) {
 		}
 		switch {
 		case res.Paid:
-			w.paid = &res.Payment
-			return true, w.payAndSubmit(ctx, "stripe:"+res.Payment.SessionID, res.Payment)
+			w.paid, cause = &res.Payment, "stripe:"+res.Payment.SessionID
 		case res.Processing && w.delayed == nil:
 			w.delayed = &res.Payment
 		}
@@ -76,7 +41,10 @@ func (w *job) awaitPayment(ctx workflow.Context) (bool, error) {
 	}
 	switch {
 	case w.paid != nil:
-		return true, w.payAndSubmit(ctx, w.paid.EventID, *w.paid)
+		if cause == "" {
+			cause = w.paid.EventID
+		}
+		return true, w.recordPayment(ctx, cause, *w.paid)
 	case w.closedByEvent != nil:
 		ps := jobs.PaymentExpired
 		if w.closedByEvent.Type == jobs.EventCheckoutAsyncFailed {
@@ -113,7 +81,7 @@ func (w *job) awaitDelayedPayment(ctx workflow.Context) error {
 func (w *job) expireCheckout(ctx workflow.Context) (activities.ExpireCheckoutResult, error) {
 	var res activities.ExpireCheckoutResult
 	err := workflow.ExecuteActivity(stripeOptions(ctx, time.Hour), a.ExpireCheckout,
-		activities.ExpireCheckoutInput{JobID: w.in.JobID, SessionID: w.checkout.SessionID}).Get(ctx, &res)
+		activities.ExpireCheckoutInput{JobID: w.in.JobID, SessionID: w.in.Checkout.SessionID}).Get(ctx, &res)
 	if err != nil {
 		if temporal.IsCanceledError(err) {
 			return res, err
@@ -126,32 +94,17 @@ func (w *job) expireCheckout(ctx workflow.Context) (activities.ExpireCheckoutRes
 	return res, nil
 }
 
-// payAndSubmit records the payment while Upsampler already gets the image:
-// the customer has paid, and the upscale is what they wait for. The
-// submission runs inline, as a local activity, sparing it a task hop.
-func (w *job) payAndSubmit(ctx workflow.Context, cause string, p jobs.StripeEvent) error {
-	if workflow.GetVersion(ctx, "submit-with-payment", workflow.DefaultVersion, 1) >= 1 {
-		w.submission = w.submit(ctx, true)
-	}
-	return w.recordPayment(ctx, cause, p)
-}
-
+// recordPayment moves the job to pending with its payment. It runs inline
+// (a local activity), so that Upsampler gets the image in the same
+// workflow task: the customer has paid, and the upscale is what they wait for.
 func (w *job) recordPayment(ctx workflow.Context, cause string, p jobs.StripeEvent) error {
-	err := workflow.ExecuteActivity(dbOptions(ctx), a.RecordPayment,
+	err := workflow.ExecuteLocalActivity(dbLocalOptions(ctx), a.RecordPayment,
 		activities.RecordPaymentInput{JobID: w.in.JobID, Cause: cause, Payment: p}).Get(ctx, nil)
 	if err != nil {
 		return err
 	}
 	w.state.PaymentStatus = jobs.PaymentPaid
-	attrs := []temporal.SearchAttributeUpdate{jobs.AttrPaymentStatus.ValueSet(string(jobs.PaymentPaid))}
-	// Only payments recorded in histories of older versions carry an email
-	// (the webhook and ExpireCheckout store it in the job's row now), so
-	// only their replays upsert CustomerEmail, as they did when recorded.
-	// Nothing new sets it: no GetVersion needed.
-	if p.CustomerEmail != "" {
-		attrs = append(attrs, jobs.AttrCustomerEmail.ValueSet(p.CustomerEmail))
-	}
-	if err := w.setStatus(ctx, jobs.StatusPending, attrs...); err != nil {
+	if err := w.setStatus(ctx, jobs.StatusPending, jobs.AttrPaymentStatus.ValueSet(string(jobs.PaymentPaid))); err != nil {
 		return err
 	}
 	w.notify(ctx, jobs.EmailPaymentReceived, jobs.HookPaymentCompleted)
@@ -166,6 +119,35 @@ func (w *job) abandon(ctx workflow.Context, cause string, ps jobs.PaymentStatus)
 	}
 	w.state.PaymentStatus = ps
 	return w.setStatus(ctx, jobs.StatusAbandoned, jobs.AttrPaymentStatus.ValueSet(string(ps)))
+}
+
+// closeUnpaid ends an abandoned job. A payment can still reach the
+// workflow while it winds down: during the notifications flush waits for,
+// or in the very workflow task that would complete it. The workflow ends
+// only once it has refunded every payment it accepted; a payment that
+// comes after it ended is refunded by LatePaymentRefund.
+func (w *job) closeUnpaid(ctx workflow.Context) error {
+	for {
+		if w.unrefundedPayment() {
+			if err := w.settleLatePayment(ctx); err != nil {
+				return err
+			}
+		}
+		w.flush(ctx)
+		if err := yield(ctx); err != nil {
+			return err
+		}
+		if !w.unrefundedPayment() {
+			return nil
+		}
+	}
+}
+
+// unrefundedPayment: a payment reached the workflow and is neither
+// refunded nor handed to an admin (who owns it then: no second refund loop).
+func (w *job) unrefundedPayment() bool {
+	return (w.latePaid != nil || w.paid != nil) &&
+		w.state.PaymentStatus != jobs.PaymentRefunded && w.state.PaymentStatus != jobs.PaymentRefundNeedsAttention
 }
 
 // settleLatePayment refunds a payment that arrived once the job was

@@ -13,58 +13,32 @@ import (
 	"hires/internal/upsampler"
 )
 
-// process upscales the paid image and delivers it. A business failure
-// comes back as its reason and cause; an error with no reason means the
-// workflow itself cannot go on (cancelled, or the record refused a change).
-func (w *job) process(ctx workflow.Context) (reason string, err error) {
-	st, reason, err := w.upscale(ctx)
-	if err != nil {
-		return w.classify(ctx, reason, err)
-	}
-	res, reason, err := w.storeResult(ctx, st)
-	if err != nil {
-		return w.classify(ctx, reason, err)
-	}
-	expires := workflow.Now(ctx).Add(w.in.Timeouts.DownloadTTL)
-	err = workflow.ExecuteActivity(dbOptions(ctx), a.CompleteJob, activities.CompleteJobInput{
-		JobID: w.in.JobID, UpsamplerJobID: st.UpsamplerJobID, CreditCost: st.CreditCost,
-		Result: res, ExpiresAt: expires,
-	}).Get(ctx, nil)
-	if err != nil {
-		return "", err
-	}
-	w.state.DownloadExpiry = expires
-	if err := w.setStatus(ctx, jobs.StatusCompleted); err != nil {
-		return "", err
-	}
-	w.notify(ctx, jobs.EmailImageReady, jobs.HookJobCompleted)
-	return "", nil
+// upscaled is what processing hands to delivery.
+type upscaled struct {
+	status activities.UpscaleStatus
+	result activities.StoredResult
 }
 
-// classify keeps cancellation a workflow-level error, not a job failure.
-func (w *job) classify(ctx workflow.Context, reason string, err error) (string, error) {
-	if ctx.Err() != nil || temporal.IsCanceledError(err) || reason == "" {
-		return "", err
+// process has Upsampler upscale the paid image and keeps the result: the
+// image is sent, the workflow waits for the verdict (woken by a callback,
+// or polling) within the processing deadline, and the output is stored
+// before its URL expires. A business failure comes back as a *failure.
+func (w *job) process(ctx workflow.Context) (upscaled, error) {
+	w.processBy = workflow.Now(ctx).Add(w.in.Timeouts.Processing)
+	st, err := w.upscale(ctx)
+	if err != nil {
+		return upscaled{}, err
 	}
-	return reason, err
+	res, err := w.storeResult(ctx, st)
+	return upscaled{status: st, result: res}, err
 }
 
-// upscale submits the image and waits for Upsampler's verdict, woken by a
-// callback or by the poll interval, within the processing deadline. On
-// failure it returns the failure reason with the error.
-func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, error) {
+// upscale sends the image to Upsampler and waits for its verdict.
+func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, error) {
 	t := w.in.Timeouts
-	w.processBy = workflow.Now(ctx).Add(t.Processing)
 	remaining := func() time.Duration { return w.processBy.Sub(workflow.Now(ctx)) }
 
-	sub := w.submission // started with the payment, on the first attempt
-	w.submission = nil
-	if sub == nil {
-		sub = w.submit(ctx, false)
-	}
-	// A callback can beat the submission's own answer (a fast Upsampler):
-	// one that arrives after the submission started must wake the first check.
-	hintsBefore := sub.hints
+	sub := w.submit(ctx)
 	var st activities.UpscaleStatus
 	err := sub.result.Get(ctx, &st)
 	// A lost answer: Upsampler may have the job, and sending the image again
@@ -76,20 +50,20 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 			wait = min(wait, t.LostSubmission)
 		}
 		if wait <= 0 {
-			return st, jobs.ReasonUpsamplerTimeout, err
+			return st, failed(jobs.ReasonUpsamplerTimeout, err)
 		}
 		n := sub.n
 		named, aerr := workflow.AwaitWithOptions(ctx,
 			workflow.AwaitOptions{Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: "lost submission's callback"}},
 			func() bool { return w.calledBack[n] != "" })
 		if aerr != nil {
-			return st, "", aerr
+			return st, aerr
 		}
 		if !named {
 			// The callback may have come in the very task the timer fired
 			// in: let the signal handlers see it before deciding.
 			if aerr := yield(ctx); aerr != nil {
-				return st, "", aerr
+				return st, aerr
 			}
 			named = w.calledBack[n] != ""
 		}
@@ -98,16 +72,18 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 			st, err = activities.UpscaleStatus{UpsamplerJobID: w.calledBack[n]}, nil
 			break
 		}
+		if remaining() <= 0 {
+			return st, failed(jobs.ReasonUpsamplerTimeout, err)
+		}
 		workflow.GetLogger(ctx).Warn("No callback for a submission whose answer was lost; sending the image again", "submission", n)
-		sub = w.submit(ctx, false)
-		hintsBefore = sub.hints
+		sub = w.submit(ctx)
 		err = sub.result.Get(ctx, &st)
 	}
 	if err != nil {
 		if isType(err, activities.ErrTypeUpsamplerRejected) {
-			return st, jobs.ReasonUpsamplerRejected, err
+			return st, failed(jobs.ReasonUpsamplerRejected, err)
 		}
-		return st, jobs.ReasonUpsamplerSubmitErr, err
+		return st, failed(jobs.ReasonUpsamplerSubmitErr, err)
 	}
 	w.state.UpsamplerJobID = st.UpsamplerJobID
 	err = workflow.ExecuteActivity(dbOptions(ctx), a.MarkProcessing,
@@ -116,26 +92,22 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 		err = w.setStatus(ctx, jobs.StatusProcessing)
 	}
 	if err != nil {
-		return st, "", err
+		return st, err
 	}
 
-	seen := w.hints
-	// From version 1 a callback that came early wakes the first check at
-	// once, with no poll timer started for nothing.
-	early := workflow.GetVersion(ctx, "early-callback", workflow.DefaultVersion, 1) >= 1
-	if early {
-		seen = hintsBefore
-	}
+	// A callback can beat the submission's own answer (a fast Upsampler):
+	// one that came after the submission started wakes the first check at once.
+	seen := sub.hints
 	for st.Status != upsampler.StatusSuccess && st.Status != upsampler.StatusFailed {
 		left := remaining()
 		if left <= 0 {
-			return st, jobs.ReasonUpsamplerTimeout, fmt.Errorf("no result from Upsampler within %s", t.Processing)
+			return st, failed(jobs.ReasonUpsamplerTimeout, fmt.Errorf("no result from Upsampler within %s", t.Processing))
 		}
-		if woken := early && w.hints != seen; !woken {
+		if w.hints == seen {
 			if _, err := workflow.AwaitWithOptions(ctx,
 				workflow.AwaitOptions{Timeout: min(t.PollInterval, left), TimerOptions: workflow.TimerOptions{Summary: "poll Upsampler"}},
 				func() bool { return w.hints != seen }); err != nil {
-				return st, "", err
+				return st, err
 			}
 		}
 		seen = w.hints
@@ -147,9 +119,9 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 			a.CheckUpscale, activities.CheckUpscaleInput{UpsamplerJobID: st.UpsamplerJobID}).Get(ctx, &next)
 		switch {
 		case temporal.IsCanceledError(err):
-			return st, "", err
+			return st, err
 		case isType(err, activities.ErrTypeUpsamplerUnknown):
-			return st, jobs.ReasonUpsamplerFailed, err
+			return st, failed(jobs.ReasonUpsamplerFailed, err)
 		case err != nil: // transient trouble past its retries: try again at the next poll
 			workflow.GetLogger(ctx).Warn("Upsampler status check failed", "error", err)
 		default:
@@ -157,12 +129,12 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, string, e
 		}
 	}
 	if st.Status == upsampler.StatusFailed {
-		return st, jobs.ReasonUpsamplerFailed, errors.New("Upsampler failed: " + st.Error)
+		return st, failed(jobs.ReasonUpsamplerFailed, errors.New("Upsampler failed: "+st.Error))
 	}
 	if st.ResultURL == "" {
-		return st, jobs.ReasonUpsamplerNoOutput, errors.New("Upsampler reported success without an output URL")
+		return st, failed(jobs.ReasonUpsamplerNoOutput, errors.New("Upsampler reported success without an output URL"))
 	}
-	return st, "", nil
+	return st, nil
 }
 
 // submission is a SubmitUpscale under way.
@@ -172,67 +144,46 @@ type submission struct {
 	hints  int // callbacks received before it started
 }
 
-// submit sends the image to Upsampler, inline (a local activity) or as a
-// regular activity; both retry under the same policy and deadline.
-func (w *job) submit(ctx workflow.Context, inline bool) *submission {
+// submit sends the image to Upsampler. The first send, right after the
+// payment was recorded, runs inline (a local activity, in the same
+// workflow task: no task hop before Upsampler gets the image); later ones
+// are regular activities. Both retry under the same policy and deadline.
+func (w *job) submit(ctx workflow.Context) *submission {
+	inline := w.submissions == 0
 	w.submissions++
 	in := activities.SubmitUpscaleInput{JobID: w.in.JobID, ImageURL: w.in.ImageURL,
 		Factor: w.in.Resolution.Factor(), Attempt: w.state.Attempt, Submission: w.submissions}
 	s := &submission{n: w.submissions, hints: w.hints}
+	deadline := w.processBy.Sub(workflow.Now(ctx))
 	if inline {
-		s.result = workflow.ExecuteLocalActivity(upsamplerLocalOptions(ctx, w.in.Timeouts.Processing), a.SubmitUpscale, in)
+		s.result = workflow.ExecuteLocalActivity(upsamplerLocalOptions(ctx, deadline), a.SubmitUpscale, in)
 	} else {
-		s.result = workflow.ExecuteActivity(upsamplerOptions(ctx, w.in.Timeouts.Processing), a.SubmitUpscale, in)
+		s.result = workflow.ExecuteActivity(upsamplerOptions(ctx, deadline), a.SubmitUpscale, in)
 	}
 	return s
 }
 
 // storeResult keeps Upsampler's output before its URL expires, within what
 // is left of the attempt's processing deadline.
-func (w *job) storeResult(ctx workflow.Context, st activities.UpscaleStatus) (activities.StoredResult, string, error) {
+func (w *job) storeResult(ctx workflow.Context, st activities.UpscaleStatus) (activities.StoredResult, error) {
 	f := w.in.Resolution.Factor()
 	var res activities.StoredResult
 	left := w.processBy.Sub(workflow.Now(ctx))
 	if left <= 0 {
-		return res, jobs.ReasonUpsamplerTimeout, fmt.Errorf("no stored result within %s", w.in.Timeouts.Processing)
+		return res, failed(jobs.ReasonUpsamplerTimeout, fmt.Errorf("no stored result within %s", w.in.Timeouts.Processing))
 	}
 	err := workflow.ExecuteActivity(resultOptions(ctx, left), a.StoreResult,
 		activities.StoreResultInput{
 			JobID: w.in.JobID, ResultURL: st.ResultURL,
 			ExpectedWidth: w.in.ImageWidth * f, ExpectedHeight: w.in.ImageHeight * f,
 		}).Get(ctx, &res)
-	if err != nil {
-		if isType(err, activities.ErrTypeResultInvalid) {
-			return res, jobs.ReasonResultInvalid, err
-		}
-		if temporal.IsTimeoutError(err) {
-			return res, jobs.ReasonUpsamplerTimeout, err
-		}
-		return res, jobs.ReasonResultFetchFailed, err
+	switch {
+	case err == nil:
+		return res, nil
+	case isType(err, activities.ErrTypeResultInvalid):
+		return res, failed(jobs.ReasonResultInvalid, err)
+	case temporal.IsTimeoutError(err):
+		return res, failed(jobs.ReasonUpsamplerTimeout, err)
 	}
-	return res, "", nil
-}
-
-// expireDownload sleeps until the link expires, then deletes the file.
-func (w *job) expireDownload(ctx workflow.Context) error {
-	var err error
-	if w.notifyV == workflow.DefaultVersion {
-		err = workflow.Sleep(ctx, w.state.DownloadExpiry.Sub(workflow.Now(ctx)))
-	} else {
-		err = w.awaitDownloadExpiry(ctx)
-	}
-	if err != nil {
-		return err
-	}
-	w.expiring = true // download updates are refused from here on
-	return w.deleteDownload(ctx)
-}
-
-func (w *job) deleteDownload(ctx workflow.Context) error {
-	err := workflow.ExecuteActivity(dbOptions(ctx), a.ExpireDownload,
-		activities.ExpireDownloadInput{JobID: w.in.JobID}).Get(ctx, nil)
-	if err == nil {
-		w.cleanedUp = true
-	}
-	return err
+	return res, failed(jobs.ReasonResultFetchFailed, err)
 }

@@ -42,15 +42,8 @@ func Reconcile(ctx workflow.Context, in jobs.ReconcileInput) (jobs.ReconcileResu
 	return res, nil
 }
 
-// owedRefundVersion marks the change that hands owed refunds to OwedRefund
-// and closes the Checkout Session of an orphan awaiting payment; sweeps
-// recorded before it refunded inline.
-const owedRefundVersion = "owed-refund-workflow"
-
+// settleOrphan settles one job whose workflow is not running.
 func settleOrphan(ctx workflow.Context, in jobs.ReconcileInput, o activities.Orphan) error {
-	if workflow.GetVersion(ctx, owedRefundVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return settleOrphanInline(ctx, o)
-	}
 	if o.Status == jobs.StatusAwaitingPayment && o.CheckoutSessionID != "" {
 		// Close the session first, so the customer can no longer pay for
 		// a job nobody will make; a payment it already took is refunded.
@@ -90,22 +83,6 @@ func settleOrphan(ctx workflow.Context, in jobs.ReconcileInput, o activities.Orp
 	err = child.GetChildWorkflowExecution().Get(ctx, nil)
 	if temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 		return nil // one runs already
-	}
-	return err
-}
-
-// settleOrphanInline is the sweep as recorded before owedRefundVersion.
-func settleOrphanInline(ctx workflow.Context, o activities.Orphan) error {
-	reason, owed, err := failOrphan(ctx, o)
-	if err != nil || !owed {
-		return err
-	}
-	err = workflow.ExecuteActivity(refundOptions(ctx, 10*time.Minute), a.RefundPayment, activities.RefundInput{
-		JobID: o.JobID, PaymentIntentID: o.PaymentIntentID, AmountCents: o.AmountCents, Reason: reason,
-	}).Get(ctx, nil)
-	if err != nil && !temporal.IsCanceledError(err) {
-		_ = workflow.ExecuteActivity(dbOptions(ctx), a.MarkRefundFailed,
-			activities.MarkRefundFailedInput{JobID: o.JobID, Detail: err.Error()}).Get(ctx, nil)
 	}
 	return err
 }

@@ -11,7 +11,6 @@ import (
 
 	"hires/api"
 	"hires/internal/adminclient"
-	"hires/internal/localstack"
 )
 
 // keys manages site keys through the admin API:
@@ -31,7 +30,10 @@ func keys(ctx context.Context, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c := adminClient(*apiURL)
+	c, err := adminClient(*apiURL)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	switch args[0] {
@@ -89,7 +91,11 @@ func adminFlags(cmd, sub string) (*flag.FlagSet, *string) {
 	return fs, fs.String("api", envOr("PUBLIC_BASE_URL", "http://127.0.0.1:8080"), "API base URL")
 }
 
-// adminClient calls the API at apiURL with ADMIN_TOKEN (the local one by default).
-func adminClient(apiURL string) adminclient.Client {
-	return adminclient.Client{BaseURL: apiURL, Token: envOr("ADMIN_TOKEN", localstack.LocalAdminToken)}
+// adminClient calls the API at apiURL with ADMIN_TOKEN.
+func adminClient(apiURL string) (adminclient.Client, error) {
+	token := os.Getenv("ADMIN_TOKEN")
+	if token == "" {
+		return adminclient.Client{}, errors.New("ADMIN_TOKEN is not set: set it to the API's admin token")
+	}
+	return adminclient.Client{BaseURL: apiURL, Token: token}, nil
 }

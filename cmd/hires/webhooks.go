@@ -29,13 +29,13 @@ func webhooks(ctx context.Context, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c := adminClient(*apiURL)
+	c, err := adminClient(*apiURL)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var (
-		ep  adminclient.Endpoint
-		err error
-	)
+	var ep adminclient.Endpoint
 	switch {
 	case args[0] == "create" && fs.NArg() == 0 && *url != "" && *types != "":
 		ep, err = c.Create(ctx, *url, *desc, strings.Split(*types, ","))

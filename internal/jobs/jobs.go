@@ -47,9 +47,6 @@ func JobIDFromWorkflowID(workflowID string) (string, bool) {
 
 // Message names.
 const (
-	// UpdateCheckout returns the job's Stripe Checkout Session (a Checkout),
-	// waiting until the workflow has created it.
-	UpdateCheckout = "checkout"
 	// SignalStripeEvent carries a verified Stripe webhook event (a StripeEvent).
 	SignalStripeEvent = "stripe-event"
 	// SignalUpsamplerCallback carries an Upsampler callback (an UpsamplerCallback).
@@ -228,27 +225,15 @@ type WorkflowInput struct {
 	Resolution  Resolution
 	ImageWidth  int
 	ImageHeight int
-	// Deprecated: set only by workflows started before customer data left
-	// Temporal (jobs created before ACCESS_TOKEN_SECRET tokens); never set now.
-	// Kept so that their histories decode.
-	Email      string `json:"Email,omitempty"`
-	PriceCents int64
-	Currency   string
+	PriceCents  int64
+	Currency    string
 	// CheckoutExpiresAt is computed once by the API, so that a retried
 	// session creation sends identical parameters under its idempotency key.
 	CheckoutExpiresAt time.Time
-	// Deprecated: SuccessURL and CancelURL (the customer's page with its
-	// access token) are set only by workflows started before customer data
-	// left Temporal; never set now. Activities fall back to them for jobs
-	// whose access token is not derived from ACCESS_TOKEN_SECRET.
-	SuccessURL string `json:"SuccessURL,omitempty"`
-	CancelURL  string `json:"CancelURL,omitempty"`
-	Timeouts   Timeouts
-	Limits     Limits
-	// Checkout is the session the API made before starting the workflow,
-	// without its URL. Workflows started before the API made it (nil) make
-	// their own.
-	Checkout *Checkout
+	// Checkout is the session the API made before starting the workflow.
+	Checkout Checkout
+	Timeouts Timeouts
+	Limits   Limits
 }
 
 // Timeouts are the workflow's business deadlines, taken from configuration.
@@ -298,13 +283,10 @@ func CheckoutText(r Resolution, width, height int) (name, description string) {
 		fmt.Sprintf("AI upscale from %dx%d to %dx%d pixels", width, height, width*f, height*f)
 }
 
-// Checkout is the job's Stripe Checkout Session (also UpdateCheckout's result).
+// Checkout is the job's Stripe Checkout Session. Its URL, the customer's
+// payment page, stays in the job's row: it never travels through Temporal.
 type Checkout struct {
 	SessionID string
-	// URL is the customer's payment page. The API hands it to the site;
-	// it never travels through Temporal now (the job's row keeps it), and
-	// only workflows started before that carry one.
-	URL       string `json:"URL,omitempty"`
 	ExpiresAt time.Time
 }
 
@@ -317,10 +299,12 @@ type StripeEvent struct {
 	PaymentIntentID string
 	AmountCents     int64
 	Currency        string
-	// Deprecated: set only in events signalled before customer data left
-	// Temporal; never set now. The webhook stores the address Stripe
-	// reports in the job's row (customer_email) before signalling.
-	CustomerEmail string `json:"CustomerEmail,omitempty"`
+}
+
+// Paid reports whether the event is a payment: a completed Checkout (or a
+// delayed payment's success) whose session is paid.
+func (e StripeEvent) Paid() bool {
+	return (e.Type == EventCheckoutCompleted || e.Type == EventCheckoutAsyncSucceeded) && e.PaymentStatus == "paid"
 }
 
 // Stripe event types the workflow acts on.

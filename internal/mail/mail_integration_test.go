@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"hires/internal/devstack"
+	"hires/dev/devstack"
 	"hires/internal/mail"
 )
 

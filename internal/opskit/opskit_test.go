@@ -29,7 +29,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"hires/activities"
-	"hires/internal/devstack"
+	"hires/dev/devstack"
 	"hires/internal/jobs"
 	"hires/internal/metrics"
 	"hires/workflows"

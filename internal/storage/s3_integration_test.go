@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"hires/internal/devstack"
+	"hires/dev/devstack"
 )
 
 // vgw is a real S3-compatible server (versitygw, POSIX backend) for the

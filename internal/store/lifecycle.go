@@ -2,45 +2,14 @@ package store
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"hires/internal/jobs"
+	"hires/internal/pricing"
 )
 
 // The writes below are made by the job's workflow, through activities. Each
 // is idempotent: replaying it after a crash or a retry changes nothing.
-
-// SetCheckout records the job's Checkout Session, while it awaits payment.
-// Recording the same session again writes nothing.
-func (s *Store) SetCheckout(ctx context.Context, id, sessionID, url string, expiresAt time.Time) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET checkout_session_id = $2, checkout_url = $3,
-		checkout_expires_at = $4, updated_at = now()
-		WHERE id = $1 AND status = 'awaiting_payment'
-		  AND (checkout_session_id, checkout_url, checkout_expires_at) IS DISTINCT FROM ($2, $3, $4)`,
-		id, sessionID, url, expiresAt)
-	if err != nil {
-		return fmt.Errorf("store: set checkout for %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 1 {
-		return nil
-	}
-	var status jobs.Status
-	var current *string
-	err = s.pool.QueryRow(ctx, `SELECT status, checkout_session_id FROM jobs WHERE id = $1`, id).Scan(&status, &current)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("store: set checkout for %s: %w", id, ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("store: set checkout for %s: %w", id, err)
-	case current != nil && *current == sessionID:
-		return nil // already recorded
-	}
-	return fmt.Errorf("store: set checkout for %s in status %s: %w", id, status, ErrInvalidTransition)
-}
 
 // Payment is a confirmed payment.
 type Payment struct {
@@ -99,7 +68,7 @@ func (s *Store) MarkCompleted(ctx context.Context, c Completion) error {
 	var credits, cost any
 	if c.UpsamplerCredits > 0 {
 		credits = c.UpsamplerCredits
-		cost = int64(c.UpsamplerCredits*4 + 0.5) // cents, at $0.04 a credit
+		cost = int64(c.UpsamplerCredits*pricing.CentsPerCredit + 0.5) // cents, rounded
 	}
 	_, err := s.transition(ctx, c.JobID, []jobs.Status{jobs.StatusProcessing}, jobs.StatusCompleted,
 		"upsampler:"+c.UpsamplerJobID, "",
@@ -121,57 +90,11 @@ func (s *Store) MarkFailed(ctx context.Context, id, reason, detail string) error
 	return err
 }
 
-// MarkDownloadExpired records that the file was deleted at the link's
-// expiry. The job stays completed; the trail gets a row.
-func (s *Store) MarkDownloadExpired(ctx context.Context, id string) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var status jobs.Status
-		var expired *time.Time
-		err := tx.QueryRow(ctx, `SELECT status, download_expired_at FROM jobs WHERE id = $1 FOR UPDATE`, id).
-			Scan(&status, &expired)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return ErrNotFound
-		case err != nil:
-			return err
-		case status != jobs.StatusCompleted:
-			return fmt.Errorf("%w: download of a %s job", ErrInvalidTransition, status)
-		case expired != nil:
-			return nil // already done
-		}
-		if _, err := tx.Exec(ctx, `UPDATE jobs SET download_expired_at = now(), result_key = NULL,
-			updated_at = now() WHERE id = $1`, id); err != nil {
-			return err
-		}
-		return insertEvent(ctx, tx, id, string(status), status, "download_expired", "")
-	})
-	if err != nil {
-		return fmt.Errorf("store: download expired for %s: %w", id, err)
-	}
-	return nil
-}
-
-// RecordStripeEvent remembers that eventID was handled, with its outcome.
-// It reports false if the event was already recorded.
-func (s *Store) RecordStripeEvent(ctx context.Context, eventID, typ, jobID, outcome string) (bool, error) {
-	var job any
-	if jobID != "" {
-		job = jobID
-	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO stripe_events (event_id, type, job_id, outcome)
-		VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING`, eventID, typ, job, outcome)
-	if err != nil {
-		return false, fmt.Errorf("store: record stripe event: %w", err)
-	}
-	return tag.RowsAffected() == 1, nil
-}
-
-// StripeEventSeen reports whether eventID was already handled.
-func (s *Store) StripeEventSeen(ctx context.Context, eventID string) (bool, error) {
-	var seen bool
-	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM stripe_events WHERE event_id = $1)`, eventID).Scan(&seen)
-	if err != nil {
-		return false, fmt.Errorf("store: stripe event seen: %w", err)
-	}
-	return seen, nil
+// MarkRetrying puts a failed job back to pending for another attempt,
+// clearing the failure from the row (the trail keeps it).
+func (s *Store) MarkRetrying(ctx context.Context, id string, attempt int, cause string) error {
+	_, err := s.transition(ctx, id, []jobs.Status{jobs.StatusFailed}, jobs.StatusPending, cause, "",
+		`attempt = $4, failed_at = NULL, failure_reason = NULL, failure_detail = NULL,
+		 upsampler_job_id = NULL, upsampler_attempt = NULL`, attempt)
+	return err
 }

@@ -154,21 +154,6 @@ func (s *Store) MarkRefundSettled(ctx context.Context, id, by, note string) erro
 		refund_amount_cents = COALESCE(refund_amount_cents, amount_paid_cents)`)
 }
 
-// MarkPaymentProcessing records that the customer completed Checkout with a
-// delayed payment method: the job keeps awaiting payment, Stripe decides
-// within days. Recording it again is a no-op.
-func (s *Store) MarkPaymentProcessing(ctx context.Context, id, cause string) error {
-	return s.annotate(ctx, id, cause, "payment processing", func(c current) (bool, error) {
-		switch {
-		case c.Status != jobs.StatusAwaitingPayment:
-			return false, fmt.Errorf("%w: payment processing on a %s job", ErrInvalidTransition, c.Status)
-		case c.PaymentStatus == jobs.PaymentProcessing:
-			return false, nil
-		}
-		return true, nil
-	}, `UPDATE jobs SET payment_status = 'processing'`)
-}
-
 // RefundConfirmation is Stripe's charge.refunded event about a payment.
 type RefundConfirmation struct {
 	EventID             string
@@ -195,74 +180,4 @@ func (s *Store) ConfirmRefund(ctx context.Context, c RefundConfirmation) (string
 		refund_id = COALESCE(refund_id, NULLIF($2, '')), refund_amount_cents = COALESCE(refund_amount_cents, $3),
 		refunded_at = COALESCE(refunded_at, now()), refund_error = NULL`,
 		c.RefundID, c.AmountRefundedCents)
-}
-
-// RecordLatePayment records a payment that arrived after the job's
-// workflow gave up on it (abandoned, or gone: terminated) so that it can be
-// refunded; the job's status is left as it is.
-func (s *Store) RecordLatePayment(ctx context.Context, p Payment) error {
-	return s.annotate(ctx, p.JobID, "late_payment:"+p.Cause, "", func(c current) (bool, error) {
-		switch c.PaymentStatus {
-		case jobs.PaymentPaid, jobs.PaymentRefunded, jobs.PaymentRefundFailed:
-			return false, nil // already recorded
-		}
-		return true, nil
-	}, `UPDATE jobs SET payment_status = 'paid', paid_at = now(), payment_intent_id = $2,
-		amount_paid_cents = $3, paid_currency = $4, customer_email = COALESCE(NULLIF($5, ''), customer_email)`,
-		p.PaymentIntentID, p.AmountCents, p.Currency, p.CustomerEmail)
-}
-
-// MarkRetrying puts a failed job back to pending for another attempt,
-// clearing the failure from the row (the trail keeps it).
-func (s *Store) MarkRetrying(ctx context.Context, id string, attempt int, cause string) error {
-	_, err := s.transition(ctx, id, []jobs.Status{jobs.StatusFailed}, jobs.StatusPending, cause, "",
-		`attempt = $4, failed_at = NULL, failure_reason = NULL, failure_detail = NULL,
-		 upsampler_job_id = NULL, upsampler_attempt = NULL`, attempt)
-	return err
-}
-
-// BeginSubmission notes that submission n (numbered from 1 over the job's
-// life) is about to be sent to Upsampler. It reports false when n was noted
-// before: this is a retry of a submission whose answer was lost, and
-// Upsampler may have the job, so it must not be sent again.
-func (s *Store) BeginSubmission(ctx context.Context, id string, n int) (bool, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET upsampler_submission = $2
-		WHERE id = $1 AND COALESCE(upsampler_submission, 0) < $2`, id, n)
-	if err != nil {
-		return false, fmt.Errorf("store: begin submission %d of %s: %w", n, id, err)
-	}
-	if tag.RowsAffected() == 1 {
-		return true, nil
-	}
-	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)`, id).Scan(&exists); err != nil {
-		return false, fmt.Errorf("store: begin submission %d of %s: %w", n, id, err)
-	}
-	if !exists {
-		return false, fmt.Errorf("store: begin submission %d of %s: %w", n, id, ErrNotFound)
-	}
-	return false, nil
-}
-
-// ForgetSubmission takes back BeginSubmission's note of submission n when
-// Upsampler certainly did not take it (refused connection, 429, 503): a
-// retry may then send it. A no-op once a later submission was noted.
-func (s *Store) ForgetSubmission(ctx context.Context, id string, n int) error {
-	_, err := s.pool.Exec(ctx, `UPDATE jobs SET upsampler_submission = NULLIF($2 - 1, 0)
-		WHERE id = $1 AND upsampler_submission = $2`, id, n)
-	if err != nil {
-		return fmt.Errorf("store: forget submission %d of %s: %w", n, id, err)
-	}
-	return nil
-}
-
-// RecordSubmission remembers the Upsampler job of an attempt as soon as
-// Upsampler accepts it, so that a retried submission finds it.
-func (s *Store) RecordSubmission(ctx context.Context, id string, attempt int, upsamplerJobID string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE jobs SET upsampler_job_id = $3, upsampler_attempt = $2, updated_at = now()
-		WHERE id = $1 AND attempt = $2`, id, attempt, upsamplerJobID)
-	if err != nil {
-		return fmt.Errorf("store: record submission of %s: %w", id, err)
-	}
-	return nil
 }

@@ -100,6 +100,11 @@ var (
 // changed=false, so that retried activities are harmless.
 func (s *Store) transition(ctx context.Context, id string, from []jobs.Status, to jobs.Status,
 	cause, detail, set string, args ...any) (changed bool, err error) {
+	for _, f := range from {
+		if !jobs.CanMove(f, to) {
+			return false, fmt.Errorf("store: job %s: %s -> %s is not in jobs.Transitions: %w", id, f, to, ErrInvalidTransition)
+		}
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var current jobs.Status
 		err := tx.QueryRow(ctx, `SELECT status FROM jobs WHERE id = $1 FOR UPDATE`, id).Scan(&current)

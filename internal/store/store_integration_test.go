@@ -22,7 +22,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"hires/internal/devstack"
+	"hires/dev/devstack"
 	"hires/internal/jobs"
 	"hires/internal/store"
 )

@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"hires/dev/devstack"
 	"hires/internal/config"
-	"hires/internal/devstack"
 	"hires/internal/temporalclient"
 )
 

@@ -28,8 +28,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
 
+	"hires/dev/devstack"
 	"hires/internal/config"
-	"hires/internal/devstack"
 	"hires/internal/jobs"
 	"hires/internal/temporalclient"
 	"hires/internal/tracing"

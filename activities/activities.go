@@ -14,9 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"hires/internal/events"
 	"hires/internal/jobs"
-	"hires/internal/mail"
 	"hires/internal/metrics"
 	"hires/internal/payments"
 	"hires/internal/storage"
@@ -45,7 +43,6 @@ type Records interface {
 	UpscaleRecords
 	DeliveryRecords
 	FailureRecords
-	NotificationRecords
 	SweepRecords
 }
 
@@ -71,7 +68,7 @@ type UpscaleRecords interface {
 type DeliveryRecords interface {
 	MarkCompleted(ctx context.Context, c store.Completion) error
 	MarkDownloadExpired(ctx context.Context, id string) error
-	SetDownload(ctx context.Context, jobID, token string, expiresAt time.Time, cause string) error
+	SetDownload(ctx context.Context, d store.DownloadChange) error
 }
 
 // FailureRecords are a failed job's, its refund's and its retry's (failure.go).
@@ -81,17 +78,6 @@ type FailureRecords interface {
 	MarkRefundFailed(ctx context.Context, id, detail string, nextAttempt int) error
 	MarkRefundNeedsAttention(ctx context.Context, id, detail string) (bool, error)
 	MarkRetrying(ctx context.Context, id string, attempt int, cause string) error
-}
-
-// NotificationRecords keep emails and integration events once (notify.go).
-type NotificationRecords interface {
-	Get(ctx context.Context, id string) (store.Job, error)
-	Notified(ctx context.Context, jobID, key string) (bool, error)
-	RecordNotification(ctx context.Context, jobID, key string) error
-	SaveEvent(ctx context.Context, e store.StoredEvent) (store.StoredEvent, error)
-	Endpoints(ctx context.Context, subscribedTo events.Type) ([]events.Endpoint, error)
-	LogDelivery(ctx context.Context, d store.Delivery) (store.Delivery, error)
-	Settled(ctx context.Context, endpointID, eventID string) (bool, error)
 }
 
 // SweepRecords are what the reconciliation sweep reads (reconcile.go).
@@ -110,17 +96,8 @@ type Activities struct {
 	MaxResultBytes int64
 	// PublicBaseURL is where Upsampler's callbacks reach the API.
 	PublicBaseURL string
-	// AccessSecret derives customers' access tokens (ACCESS_TOKEN_SECRET),
-	// so that links to a job's page are made here, never carried by Temporal.
-	AccessSecret []byte
 	// Temporal lets the reconciliation sweep see workflows' statuses.
 	Temporal client.Client
-	// Mailer sends customers' emails; nil when email is off.
-	Mailer *mail.Mailer
-	// Events delivers integration events; nil or empty when off.
-	Events *events.Sender
-	// SiteName signs the emails.
-	SiteName string
 	// Metrics records business metrics; nil records nothing.
 	Metrics *metrics.Business
 }

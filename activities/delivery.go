@@ -2,48 +2,11 @@ package activities
 
 import (
 	"context"
-	"net/url"
 	"time"
 
-	"hires/internal/metrics"
 	"hires/internal/store"
 	"hires/internal/token"
 )
-
-// DownloadTokenLength is the length of download tokens, as in the original.
-const DownloadTokenLength = 64
-
-// CompleteJobInput delivers the stored result.
-type CompleteJobInput struct {
-	JobID          string
-	UpsamplerJobID string
-	CreditCost     float64
-	Result         StoredResult
-	ExpiresAt      time.Time
-}
-
-// CompleteJob issues the download token and marks the job completed. The
-// token never enters workflow history; a retry keeps the first token.
-func (a *Activities) CompleteJob(ctx context.Context, in CompleteJobInput) error {
-	err := storeErr(a.Store.MarkCompleted(ctx, store.Completion{
-		JobID:             in.JobID,
-		UpsamplerJobID:    in.UpsamplerJobID,
-		UpsamplerCredits:  in.CreditCost,
-		ResultKey:         in.Result.Key,
-		ContentType:       in.Result.ContentType,
-		Bytes:             in.Result.Bytes,
-		SHA256:            in.Result.SHA256,
-		Width:             in.Result.Width,
-		Height:            in.Result.Height,
-		DownloadToken:     token.Alnum(DownloadTokenLength),
-		DownloadExpiresAt: in.ExpiresAt,
-	}))
-	if err == nil {
-		a.Metrics.JobFinished(metrics.JobCompleted)
-		a.Metrics.UpsamplerCredits(in.CreditCost)
-	}
-	return err
-}
 
 // ExpireDownloadInput names the job whose link expired.
 type ExpireDownloadInput struct {
@@ -70,20 +33,19 @@ type SetDownloadInput struct {
 	ExpiresAt time.Time
 	NewToken  bool // issue a fresh token; the old link stops working
 	Cause     string
+	// Seq numbers the email that sends the link again; RemindAt is when
+	// the customer is reminded of the new expiry (zero: never).
+	Seq      int
+	RemindAt time.Time
 }
 
-// SetDownload records a new expiry, and a fresh token if asked.
+// SetDownload records a new expiry, and a fresh token if asked; the link
+// goes out again.
 func (a *Activities) SetDownload(ctx context.Context, in SetDownloadInput) error {
 	tok := ""
 	if in.NewToken {
-		tok = token.Alnum(DownloadTokenLength)
+		tok = token.Alnum(token.DownloadLength)
 	}
-	return storeErr(a.Store.SetDownload(ctx, in.JobID, tok, in.ExpiresAt, in.Cause))
-}
-
-// pageURL is job j's page for its customer, with the access token in it.
-// The token is derived here from ACCESS_TOKEN_SECRET, so no link ever
-// travels through Temporal.
-func (a *Activities) pageURL(j store.Job) string {
-	return a.PublicBaseURL + "/jobs/" + url.PathEscape(j.ID) + "?token=" + token.Access(a.AccessSecret, j.ID)
+	return storeErr(a.Store.SetDownload(ctx, store.DownloadChange{JobID: in.JobID, Token: tok, ExpiresAt: in.ExpiresAt,
+		Cause: in.Cause, Seq: in.Seq, RemindAt: in.RemindAt}))
 }

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"hires/activities"
+	"hires/internal/jobs"
 	"hires/internal/payments"
 	"hires/internal/store"
 	"hires/internal/upsampler"
@@ -26,6 +27,8 @@ type records struct {
 	begun       map[int]bool // submissions noted before they were sent
 	forgotten   []int
 	recorded    []string // Upsampler job IDs recorded
+	processing  []string // Upsampler job IDs the job was moved to processing with
+	completed   []store.Completion
 	email       string
 	emailWrites int
 }
@@ -37,10 +40,12 @@ func newRecords(id string) *records {
 func (r *records) Get(_ context.Context, id string) (store.Job, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if id != r.job.ID {
+	if r.job.ID != "" && id != r.job.ID {
 		return store.Job{}, store.ErrNotFound
 	}
-	return r.job, nil
+	j := r.job
+	j.ID = id
+	return j, nil
 }
 
 func (r *records) BeginSubmission(_ context.Context, _ string, n int) (bool, error) {
@@ -66,6 +71,21 @@ func (r *records) RecordSubmission(_ context.Context, _ string, attempt int, ups
 	defer r.mu.Unlock()
 	r.job.UpsamplerJobID, r.job.UpsamplerAttempt = &upsamplerJobID, &attempt
 	r.recorded = append(r.recorded, upsamplerJobID)
+	return nil
+}
+
+func (r *records) MarkProcessing(_ context.Context, _ string, upsamplerJobID string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.processing = append(r.processing, upsamplerJobID)
+	return nil
+}
+
+func (r *records) MarkCompleted(_ context.Context, c store.Completion) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.completed = append(r.completed, c)
+	r.job.Status = jobs.StatusCompleted
 	return nil
 }
 

@@ -18,15 +18,26 @@ import (
 	"go.temporal.io/sdk/temporal"
 	_ "golang.org/x/image/webp"
 
+	"hires/internal/jobs"
+	"hires/internal/metrics"
+	"hires/internal/store"
+	"hires/internal/token"
 	"hires/internal/urlguard"
 )
 
-// StoreResultInput is the output to fetch and keep.
+// StoreResultInput is the output to fetch and keep, and the download link
+// the job then gets.
 type StoreResultInput struct {
 	JobID          string
 	ResultURL      string
 	ExpectedWidth  int
 	ExpectedHeight int
+	UpsamplerJobID string
+	CreditCost     float64
+	// ExpiresAt is the link's expiry; RemindAt when the customer is
+	// reminded of it if they have not downloaded the image (zero: never).
+	ExpiresAt time.Time
+	RemindAt  time.Time
 }
 
 // StoredResult describes the kept file.
@@ -41,10 +52,47 @@ type StoredResult struct {
 
 var extensions = map[string]string{"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
-// StoreResult downloads Upsampler's output at once (its URL expires after
+// StoreResult keeps Upsampler's output and completes the job: the job
+// record gets the file and a download token (which never enters workflow
+// history), and the link goes out to the customer. A retry once the job is
+// completed changes nothing.
+func (a *Activities) StoreResult(ctx context.Context, in StoreResultInput) error {
+	job, err := a.Store.Get(ctx, in.JobID)
+	if err != nil {
+		return storeErr(err)
+	}
+	if job.Status == jobs.StatusCompleted {
+		return nil
+	}
+	res, err := a.fetchResult(ctx, in)
+	if err != nil {
+		return err
+	}
+	err = storeErr(a.Store.MarkCompleted(ctx, store.Completion{
+		JobID:             in.JobID,
+		UpsamplerJobID:    in.UpsamplerJobID,
+		UpsamplerCredits:  in.CreditCost,
+		ResultKey:         res.Key,
+		ContentType:       res.ContentType,
+		Bytes:             res.Bytes,
+		SHA256:            res.SHA256,
+		Width:             res.Width,
+		Height:            res.Height,
+		DownloadToken:     token.Alnum(token.DownloadLength),
+		DownloadExpiresAt: in.ExpiresAt,
+		RemindAt:          in.RemindAt,
+	}))
+	if err == nil {
+		a.Metrics.JobFinished(metrics.JobCompleted)
+		a.Metrics.UpsamplerCredits(in.CreditCost)
+	}
+	return err
+}
+
+// fetchResult downloads Upsampler's output at once (its URL expires after
 // a few hours), from allowed hosts only, capped in size, and keeps it only
 // if it really is a PNG, JPEG or WebP image of the expected size.
-func (a *Activities) StoreResult(ctx context.Context, in StoreResultInput) (StoredResult, error) {
+func (a *Activities) fetchResult(ctx context.Context, in StoreResultInput) (StoredResult, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.ResultURL, nil)
 	if err != nil {
 		return StoredResult{}, temporal.NewNonRetryableApplicationError("bad result URL", ErrTypeResultInvalid, err)

@@ -30,7 +30,9 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"hires/activities"
+	"hires/internal/jobs"
 	"hires/internal/storage"
+	"hires/internal/token"
 	"hires/internal/urlguard"
 )
 
@@ -125,6 +127,7 @@ func newActivities(t *testing.T, maxBytes int64, allowed ...string) (*activities
 	policy, err := urlguard.New(allowed)
 	require.NoError(t, err)
 	return &activities.Activities{
+		Store:          newRecords(""),
 		Files:          files,
 		ResultClient:   policy.HTTPClient(10 * time.Second),
 		MaxResultBytes: maxBytes,
@@ -145,10 +148,17 @@ func storeResult(t *testing.T, acts *activities.Activities, in activities.StoreR
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	val, err := env.ExecuteActivity(acts.StoreResult, in)
+	_, err := env.ExecuteActivity(acts.StoreResult, in)
 	var res activities.StoredResult
 	if err == nil {
-		require.NoError(t, val.Get(&res))
+		// What the job record was given.
+		rec := acts.Store.(*records)
+		require.NotEmpty(t, rec.completed)
+		c := rec.completed[len(rec.completed)-1]
+		require.Equal(t, in.JobID, c.JobID)
+		require.Len(t, c.DownloadToken, token.DownloadLength)
+		res = activities.StoredResult{Key: c.ResultKey, ContentType: c.ContentType, Bytes: c.Bytes,
+			SHA256: c.SHA256, Width: c.Width, Height: c.Height}
 	}
 	return res, err
 }
@@ -395,8 +405,10 @@ func TestStoreResultOnlyFetchesAllowedHosts(t *testing.T) {
 	})
 }
 
-func TestStoreResultRetryReplacesEarlierFile(t *testing.T) {
-	// A retried activity (e.g. after a worker crash) writes the same key again.
+// A retry after the job was completed (its answer lost) fetches nothing
+// and changes nothing; one after a crash before the record was written
+// fetches again and replaces the earlier file under the same key.
+func TestStoreResultRetries(t *testing.T) {
 	const w, h = 40, 30
 	first, second := encodePNG(t, w, h), encodePNG(t, w+1, h)
 	var calls atomic.Int32
@@ -408,10 +420,17 @@ func TestStoreResultRetryReplacesEarlierFile(t *testing.T) {
 		serve(200, "image/png", body, true)(rw, r)
 	})
 	acts, dir := newActivities(t, 10<<20, hostOf(t, srv.URL))
+	rec := acts.Store.(*records)
 	in := activities.StoreResultInput{JobID: uuid.NewString(), ResultURL: srv.URL + "/a.png", ExpectedWidth: w, ExpectedHeight: h}
 
 	res1, err := storeResult(t, acts, in)
 	require.NoError(t, err)
+	_, err = storeResult(t, acts, in)
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), calls.Load(), "completed: not fetched again")
+	assert.Len(t, rec.completed, 1, "completed once, with one token")
+
+	rec.job.Status = jobs.StatusProcessing // as if the first try died before its record
 	res2, err := storeResult(t, acts, in)
 	require.NoError(t, err)
 	assert.Equal(t, res1.Key, res2.Key)

@@ -39,6 +39,9 @@ type UpscaleStatus struct {
 	ResultURL      string
 	CreditCost     float64
 	Error          string
+	// Recorded: the job record holds the Upsampler job and the job is
+	// processing (SubmitUpscale's answer only).
+	Recorded bool `json:",omitempty"`
 }
 
 // SubmitUpscale sends the image to Upsampler with a per-job callback URL.
@@ -51,7 +54,11 @@ func (a *Activities) SubmitUpscale(ctx context.Context, in SubmitUpscaleInput) (
 	}
 	if job.UpsamplerJobID != nil && job.UpsamplerAttempt != nil && *job.UpsamplerAttempt == in.Attempt {
 		// This attempt was submitted already (a retry after a crash): never submit twice.
-		return a.CheckUpscale(ctx, CheckUpscaleInput{UpsamplerJobID: *job.UpsamplerJobID})
+		st, err := a.CheckUpscale(ctx, CheckUpscaleInput{UpsamplerJobID: *job.UpsamplerJobID})
+		if err != nil {
+			return st, err
+		}
+		return a.recordProcessing(ctx, in, st), nil
 	}
 	if in.Submission > 0 {
 		first, err := a.Store.BeginSubmission(ctx, in.JobID, in.Submission)
@@ -85,17 +92,27 @@ func (a *Activities) SubmitUpscale(ctx context.Context, in SubmitUpscaleInput) (
 	if err != nil {
 		return UpscaleStatus{}, upsamplerErr(err, ErrTypeUpsamplerRejected)
 	}
-	// Remember it at once: if this process dies now, the retry finds it;
-	// through a database outage, insist for a while. If the record still
-	// cannot be written, the ID goes back to the workflow all the same
-	// (MarkProcessing records it): an accepted job is never lost.
-	if err := keepRecording(ctx, func(ctx context.Context) error {
-		return a.Store.RecordSubmission(ctx, in.JobID, in.Attempt, j.ID)
-	}); err != nil {
+	return a.recordProcessing(ctx, in, statusOf(j)), nil
+}
+
+// recordProcessing notes the job Upsampler accepted at once, and moves the
+// job to processing: if this process dies now, the retry finds it; through
+// a database outage, it insists for a while. If the record still cannot be
+// written, the ID goes back to the workflow all the same, not Recorded
+// (its MarkProcessing records it): an accepted job is never lost.
+func (a *Activities) recordProcessing(ctx context.Context, in SubmitUpscaleInput, st UpscaleStatus) UpscaleStatus {
+	err := keepRecording(ctx, func(ctx context.Context) error {
+		if err := a.Store.RecordSubmission(ctx, in.JobID, in.Attempt, st.UpsamplerJobID); err != nil {
+			return err
+		}
+		return a.Store.MarkProcessing(ctx, in.JobID, st.UpsamplerJobID)
+	})
+	if err != nil {
 		activity.GetLogger(ctx).Warn("Upsampler accepted the job but it could not be recorded yet",
-			"upsampler_job_id", j.ID, "error", err)
+			"upsampler_job_id", st.UpsamplerJobID, "error", err)
 	}
-	return statusOf(j), nil
+	st.Recorded = err == nil
+	return st
 }
 
 // callbackURL is where Upsampler reports a job's result; s names the submission.

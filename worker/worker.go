@@ -24,6 +24,7 @@ import (
 	"hires/internal/jobs"
 	"hires/internal/mail"
 	"hires/internal/metrics"
+	"hires/internal/notify"
 	"hires/internal/payments"
 	"hires/internal/storage"
 	"hires/internal/store"
@@ -99,18 +100,7 @@ func NewActivities(cfg config.Config, st *store.Store) (*activities.Activities, 
 	if err != nil {
 		return nil, fmt.Errorf("UPSAMPLER_RESULT_HOSTS: %w", err)
 	}
-	mailer, err := mail.New(mail.Config{
-		Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
-		TLS: cfg.SMTPTLS, From: cfg.MailFrom, AdminCopy: cfg.AdminEmail,
-	})
-	if err != nil && !errors.Is(err, mail.ErrDisabled) {
-		return nil, fmt.Errorf("SMTP settings: %w", err)
-	}
 	return &activities.Activities{
-		// Endpoints and their secrets are read from the database per event.
-		Events:         events.NewSender(nil),
-		Mailer:         mailer,
-		SiteName:       cfg.SiteName,
 		Store:          st,
 		Payments:       pay,
 		Upsampler:      upsampler.New(cfg.UpsamplerBaseURL, cfg.UpsamplerAPIKey, &http.Client{Timeout: 60 * time.Second}),
@@ -118,7 +108,26 @@ func NewActivities(cfg config.Config, st *store.Store) (*activities.Activities, 
 		ResultClient:   results.HTTPClient(10 * time.Minute),
 		MaxResultBytes: cfg.MaxResultBytes,
 		PublicBaseURL:  cfg.PublicBaseURL,
-		AccessSecret:   []byte(cfg.AccessTokenSecret),
+	}, nil
+}
+
+// NewDispatcher builds the outbox's dispatcher from configuration.
+func NewDispatcher(cfg config.Config, st *store.Store, logger *slog.Logger, m *metrics.Business) (*notify.Dispatcher, error) {
+	mailer, err := mail.New(mail.Config{
+		Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+		TLS: cfg.SMTPTLS, From: cfg.MailFrom, AdminCopy: cfg.AdminEmail,
+	})
+	if err != nil && !errors.Is(err, mail.ErrDisabled) {
+		return nil, fmt.Errorf("SMTP settings: %w", err)
+	}
+	return &notify.Dispatcher{
+		Store: st, Wake: st.ListenOutbox(), Mailer: mailer,
+		// Endpoints and their secrets are read from the database per event.
+		Events:        events.NewSender(nil),
+		PublicBaseURL: cfg.PublicBaseURL, AccessSecret: []byte(cfg.AccessTokenSecret), SiteName: cfg.SiteName,
+		Poll: cfg.NotifyPollInterval, Batch: 100, Parallel: 16, Lease: 2 * time.Minute,
+		GiveUpAfter: cfg.NotifyGiveUpAfter, FirstRetry: time.Second, MaxRetry: cfg.NotifyMaxRetryInterval,
+		Logger: logger, Failed: m.NotificationGivenUp,
 	}, nil
 }
 
@@ -167,10 +176,23 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	go keepTrying(ctx, logger, "reconcile schedule", time.Second, time.Minute, func(ctx context.Context) error {
 		return EnsureReconcileSchedule(ctx, c, cfg.ReconcileInterval, sweep)
 	})
+	dispatcher, err := NewDispatcher(cfg, st, logger, reg.Business())
+	if err != nil {
+		return err
+	}
 	w := New(c, acts, TuningFrom(cfg))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
 	}
+	// The outbox's emails and events go out from every worker; each message
+	// is taken by one of them at a time.
+	dctx, stopDispatcher := context.WithCancel(context.WithoutCancel(ctx))
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		defer dispatcher.Wake.(*store.OutboxListener).Close()
+		dispatcher.Run(dctx)
+	}()
 	polling.Set(true)
 	logger.Info("worker started", "task_queue", jobs.TaskQueue, "temporal", cfg.TemporalAddress)
 	var runErr error
@@ -181,6 +203,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	polling.Set(false) // not ready while draining
 	w.Stop()           // stops polling and waits for running activities
+	stopDispatcher()   // messages being sent are finished or retried later
+	<-dispatched
 	srv.shutdown()
 	return runErr
 }

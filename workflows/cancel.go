@@ -14,7 +14,6 @@ func (w *job) cancelled(ctx workflow.Context) error {
 	if err := w.settleCancelled(settleCtx); err != nil {
 		return err
 	}
-	w.flush(settleCtx)
 	return temporal.NewCanceledError("job cancelled; settled as " + string(w.state.Status))
 }
 

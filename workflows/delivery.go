@@ -1,63 +1,46 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/workflow"
 
 	"hires/activities"
 	"hires/internal/jobs"
 )
 
-// deliver completes the job with its download link, emails it, sleeps
-// until the link expires (reminding the customer before), then deletes
-// the file. Admins can send the link again meanwhile (setDownload).
-func (w *job) deliver(ctx workflow.Context, u upscaled) error {
-	expires := workflow.Now(ctx).Add(w.in.Timeouts.DownloadTTL)
-	err := workflow.ExecuteActivity(dbOptions(ctx), a.CompleteJob, activities.CompleteJobInput{
-		JobID: w.in.JobID, UpsamplerJobID: u.status.UpsamplerJobID, CreditCost: u.status.CreditCost,
-		Result: u.result, ExpiresAt: expires,
-	}).Get(ctx, nil)
-	if err != nil {
-		return err
-	}
+// deliver mirrors the completed job (its link is on its way to the
+// customer), sleeps until the link expires, then deletes the file. Admins
+// can send the link again meanwhile (setDownload), which moves the expiry.
+func (w *job) deliver(ctx workflow.Context, expires time.Time) error {
 	w.state.DownloadExpiry = expires
 	if err := w.setStatus(ctx, jobs.StatusCompleted); err != nil {
 		return err
 	}
-	w.notify(ctx, jobs.EmailImageReady, jobs.HookJobCompleted)
-	if err := w.awaitDownloadExpiry(ctx); err != nil {
-		return err
+	for {
+		w.expiryMoved = false
+		moved, err := workflow.AwaitWithOptions(ctx,
+			workflow.AwaitOptions{Timeout: max(w.state.DownloadExpiry.Sub(workflow.Now(ctx)), 0), TimerOptions: workflow.TimerOptions{Summary: "download expiry"}},
+			func() bool { return w.expiryMoved })
+		if err != nil {
+			return err
+		}
+		if !moved {
+			break
+		}
 	}
 	w.expiring = true // download updates are refused from here on
 	return w.deleteDownload(ctx)
 }
 
-// awaitDownloadExpiry sleeps until the link expires, reminding the customer
-// ReminderLead before (if they have not downloaded yet). Admin updates can
-// move the expiry; the timers follow.
-func (w *job) awaitDownloadExpiry(ctx workflow.Context) error {
+// remindAt is when the customer is reminded that a link expiring at
+// expires is about to (ReminderLead before), or zero for no reminder.
+func (w *job) remindAt(ctx workflow.Context, expires time.Time) time.Time {
 	lead := w.in.Timeouts.ReminderLead
-	for {
-		expiry := w.state.DownloadExpiry
-		wake, reminding := expiry, false
-		if !w.reminded && lead > 0 && workflow.Now(ctx).Before(expiry.Add(-lead)) {
-			wake, reminding = expiry.Add(-lead), true
-		}
-		w.expiryMoved = false
-		moved, err := workflow.AwaitWithOptions(ctx,
-			workflow.AwaitOptions{Timeout: max(wake.Sub(workflow.Now(ctx)), 0), TimerOptions: workflow.TimerOptions{Summary: "download expiry"}},
-			func() bool { return w.expiryMoved })
-		switch {
-		case err != nil:
-			return err
-		case moved:
-			continue
-		case reminding:
-			w.reminded = true
-			w.notify(ctx, jobs.EmailExpiringSoon, "")
-			continue
-		}
-		return nil
+	if lead <= 0 || !workflow.Now(ctx).Before(expires.Add(-lead)) {
+		return time.Time{}
 	}
+	return expires.Add(-lead)
 }
 
 // deleteDownload deletes the result file and marks the link expired.
@@ -83,6 +66,7 @@ func (w *job) setDownload(ctx workflow.Context, newToken bool, r jobs.DownloadRe
 	}
 	err := workflow.ExecuteActivity(dbOptions(ctx), a.SetDownload, activities.SetDownloadInput{
 		JobID: w.in.JobID, ExpiresAt: expires, NewToken: newToken, Cause: cause,
+		Seq: w.resends + 1, RemindAt: w.remindAt(ctx, expires),
 	}).Get(ctx, nil)
 	if isType(err, activities.ErrTypeInvalidTransition) {
 		return jobs.DownloadInfo{}, errNotDownloadable // the file was deleted meanwhile
@@ -90,9 +74,8 @@ func (w *job) setDownload(ctx workflow.Context, newToken bool, r jobs.DownloadRe
 	if err != nil {
 		return jobs.DownloadInfo{}, err
 	}
-	w.state.DownloadExpiry, w.expiryMoved, w.reminded = expires, true, false
+	w.state.DownloadExpiry, w.expiryMoved = expires, true
 	w.resends++
-	w.notify(ctx, jobs.EmailImageReady, "")
 	return jobs.DownloadInfo{ExpiresAt: expires}, nil
 }
 

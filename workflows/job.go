@@ -31,7 +31,7 @@ var a *activities.Activities
 // ImageJob runs one job's whole life. The API has made the job's Checkout
 // Session and started the workflow with it.
 func ImageJob(ctx workflow.Context, in jobs.WorkflowInput) (jobs.State, error) {
-	w := newJob(ctx, in)
+	w := newJob(in)
 	if err := w.handleMessages(ctx); err != nil {
 		return w.state, err
 	}
@@ -39,14 +39,14 @@ func ImageJob(ctx workflow.Context, in jobs.WorkflowInput) (jobs.State, error) {
 	if err != nil && errors.Is(ctx.Err(), workflow.ErrCanceled) {
 		return w.state, w.cancelled(ctx)
 	}
-	w.flush(ctx)
 	return w.state, err
 }
 
 // live takes the job from its payment to the end of its download link, or
-// to its refund; a failed job waits for an admin's retry.
+// to its refund; a failed job waits for an admin's retry. The emails and
+// events each change sends are written with it to the job record's outbox
+// (internal/store, internal/notify): the workflow never waits for them.
 func (w *job) live(ctx workflow.Context) error {
-	w.notify(ctx, "", jobs.HookJobCreated)
 	paid, err := w.awaitPayment(ctx)
 	if err != nil {
 		return err
@@ -55,9 +55,9 @@ func (w *job) live(ctx workflow.Context) error {
 		return w.closeUnpaid(ctx)
 	}
 	for {
-		res, err := w.process(ctx)
+		expires, err := w.process(ctx)
 		if err == nil {
-			return w.deliver(ctx, res)
+			return w.deliver(ctx, expires)
 		}
 		f := w.asFailure(ctx, err)
 		if f == nil {
@@ -115,26 +115,21 @@ type job struct {
 	calledBack     map[int]string    // Upsampler job named by a callback, by submission
 	retryRequested *jobs.RetryRequest
 
-	notifyCtx   workflow.Context  // where notifications run: a cancellation does not reach it
-	pending     []workflow.Future // notifications in flight
-	resends     int               // download links sent again by admins
-	reminded    bool              // the expiry reminder went out
-	expiryMoved bool              // an admin moved the download expiry
-	cleanedUp   bool              // the result file is gone
-	expiring    bool              // the link's expiry is under way: no more download updates
+	resends     int  // download links sent again by admins
+	expiryMoved bool // an admin moved the download expiry
+	cleanedUp   bool // the result file is gone
+	expiring    bool // the link's expiry is under way: no more download updates
 	// processBy bounds an attempt, from submission to stored result.
 	processBy time.Time
 }
 
-func newJob(ctx workflow.Context, in jobs.WorkflowInput) *job {
+func newJob(in jobs.WorkflowInput) *job {
 	w := &job{
 		in:         in,
 		state:      jobs.State{JobID: in.JobID, Status: jobs.StatusAwaitingPayment, PaymentStatus: jobs.PaymentPending},
 		seenEvents: map[string]bool{},
 		calledBack: map[int]string{},
 	}
-	// Emails and events already under way when an admin cancels still go out.
-	w.notifyCtx, _ = workflow.NewDisconnectedContext(ctx)
 	return w
 }
 
@@ -238,15 +233,22 @@ func (w *job) onStripeEvent(ctx workflow.Context, e jobs.StripeEvent) {
 }
 
 // setStatus mirrors a status already written to the job record into the
-// workflow's state and its search attributes. Only the moves in
-// jobs.Transitions exist: any other is a bug, and fails the workflow task
-// (it is retried, visibly) rather than the job.
+// workflow's state and its search attributes (with the payment status,
+// which may have changed unpublished: see recordPayment).
 func (w *job) setStatus(ctx workflow.Context, s jobs.Status, more ...temporal.SearchAttributeUpdate) error {
+	w.advance(s)
+	return workflow.UpsertTypedSearchAttributes(ctx, append(more, jobs.AttrJobStatus.ValueSet(string(s)),
+		jobs.AttrPaymentStatus.ValueSet(string(w.state.PaymentStatus)))...)
+}
+
+// advance moves the workflow's state to s without publishing it. Only the
+// moves in jobs.Transitions exist: any other is a bug, and fails the
+// workflow task (it is retried, visibly) rather than the job.
+func (w *job) advance(s jobs.Status) {
 	if !jobs.CanMove(w.state.Status, s) {
 		panic("job " + w.in.JobID + ": " + string(w.state.Status) + " -> " + string(s) + " is not in jobs.Transitions")
 	}
 	w.state.Status = s
-	return workflow.UpsertTypedSearchAttributes(ctx, append(more, jobs.AttrJobStatus.ValueSet(string(s)))...)
 }
 
 func (w *job) setPaymentStatus(ctx workflow.Context, ps jobs.PaymentStatus) error {

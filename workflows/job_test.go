@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,17 +43,14 @@ type harness struct {
 	storeErr error // what StoreResult fails with, if anything
 	failedAt time.Time
 	refunds  []activities.RefundInput
-	// notified guards emails and hooks: notification activities may run
-	// at once (each in its own goroutine in the test environment).
-	notified sync.Mutex
-	emails   []string // kinds, in order sent
-	hooks    []string // integration event types, in order
+	// stored and downloads are the inputs of StoreResult and SetDownload:
+	// what the job record is told about the link and its reminder.
+	stored    []activities.StoreResultInput
+	downloads []activities.SetDownloadInput
 	// refundErrs are returned by the first refund attempts, in order.
 	refundErrs []error
 	// attentionAt is when the refund was handed to an admin.
 	attentionAt time.Time
-	// notifyDelay is how long each email and event takes to deliver.
-	notifyDelay time.Duration
 	// upserts are the search attributes the workflow upserted, in order.
 	upserts []temporal.SearchAttributes
 }
@@ -79,7 +75,6 @@ func newHarness(t *testing.T, opts ...func(*harness)) *harness {
 		h.statuses = append(h.statuses, jobs.StatusFailed)
 		return nil
 	})
-	h.env.OnActivity(a.CompleteJob, mock.Anything, mock.Anything).Return(record[activities.CompleteJobInput](h, jobs.StatusCompleted))
 	h.env.OnActivity(a.ExpireDownload, mock.Anything, mock.Anything).Return(nil)
 	h.env.OnActivity(a.RefundPayment, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.RefundInput) (activities.RefundResult, error) {
@@ -96,27 +91,20 @@ func newHarness(t *testing.T, opts ...func(*harness)) *harness {
 			return true, nil
 		})
 	h.env.OnActivity(a.MarkPaymentProcessing, mock.Anything, mock.Anything).Return(nil)
-	h.env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).After(h.notifyDelay).Return(func(_ context.Context, in activities.SendEmailInput) error {
-		h.notified.Lock()
-		defer h.notified.Unlock()
-		h.emails = append(h.emails, in.Kind)
+	h.env.OnActivity(a.SetDownload, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SetDownloadInput) error {
+		h.downloads = append(h.downloads, in)
 		return nil
 	})
-	h.env.OnActivity(a.DeliverEvent, mock.Anything, mock.Anything).After(h.notifyDelay).Return(func(_ context.Context, in activities.DeliverEventInput) error {
-		h.notified.Lock()
-		defer h.notified.Unlock()
-		h.hooks = append(h.hooks, in.Type)
-		return nil
-	})
-	h.env.OnActivity(a.SetDownload, mock.Anything, mock.Anything).Return(nil)
 	h.env.OnActivity(a.RecordLatePayment, mock.Anything, mock.Anything).Return(nil)
 	h.env.OnActivity(a.MarkRetrying, mock.Anything, mock.Anything).Return(record[activities.MarkRetryingInput](h, jobs.StatusPending))
 	h.env.OnActivity(a.StoreResult, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.StoreResultInput) (activities.StoredResult, error) {
+		func(_ context.Context, in activities.StoreResultInput) error {
+			h.stored = append(h.stored, in)
 			if h.storeErr != nil {
-				return activities.StoredResult{}, h.storeErr
+				return h.storeErr
 			}
-			return activities.StoredResult{Key: "results/x.png", ContentType: "image/png", Width: 480, Height: 360}, nil
+			h.statuses = append(h.statuses, jobs.StatusCompleted) // the job record completes the job
+			return nil
 		})
 	return h
 }
@@ -140,8 +128,17 @@ func paid(id string) jobs.StripeEvent {
 		SessionID: "cs_test_1", PaymentIntentID: "pi_1", AmountCents: 50, Currency: "usd"}
 }
 
+// upsampler makes Upsampler answer the submission with submit, which the
+// submission records (the job is processing), and the status checks with
+// checks in turn (the last one from then on).
 func (h *harness) upsampler(submit activities.UpscaleStatus, checks ...activities.UpscaleStatus) {
-	h.env.OnActivity(a.SubmitUpscale, mock.Anything, mock.Anything).Return(submit, nil)
+	h.env.OnActivity(a.SubmitUpscale, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.SubmitUpscaleInput) (activities.UpscaleStatus, error) {
+			h.statuses = append(h.statuses, jobs.StatusProcessing)
+			st := submit
+			st.Recorded = true
+			return st, nil
+		})
 	i := 0
 	h.env.OnActivity(a.CheckUpscale, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.CheckUpscaleInput) (activities.UpscaleStatus, error) {
@@ -359,7 +356,6 @@ func TestFailures(t *testing.T) {
 				want = []jobs.Status{jobs.StatusPending, jobs.StatusProcessing, jobs.StatusFailed}
 			}
 			require.Equal(t, want, h.statuses)
-			h.env.AssertActivityNumberOfCalls(t, "CompleteJob", 0)
 			// Refunded exactly once, in full, with the reason.
 			require.Equal(t, []activities.RefundInput{{JobID: input().JobID, PaymentIntentID: "pi_1",
 				AmountCents: 50, Reason: tt.reason}}, h.refunds)
@@ -416,11 +412,11 @@ func TestConfirmedRefundEndsTheRetryWait(t *testing.T) {
 	// Someone refunds it in the Stripe dashboard ten minutes later.
 	h.stripe(12*time.Minute, jobs.StripeEvent{EventID: "evt_r", Type: jobs.EventChargeRefunded, PaymentIntentID: "pi_1"})
 	var refundedAt time.Time
-	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
-		if info.ActivityType.Name == "SendEmail" {
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(jobs.AttrPaymentStatus); ok && v == string(jobs.PaymentRefunded) {
 			refundedAt = h.env.Now()
 		}
-	})
+	}).Return(nil)
 	st := h.run()
 	require.Equal(t, jobs.PaymentRefunded, st.PaymentStatus)
 	require.Len(t, h.refunds, 1, "no refund call after Stripe confirmed one")
@@ -528,50 +524,37 @@ func TestLatePaymentRefundWorkflow(t *testing.T) {
 	require.Equal(t, []activities.RefundInput{{JobID: "j1", PaymentIntentID: "pi_1", AmountCents: 50, Reason: "late_payment"}}, refunds)
 }
 
-func TestNotifications(t *testing.T) {
-	t.Run("delivered job", func(t *testing.T) {
-		h := newHarness(t)
-		h.upsampler(queued, success)
-		h.stripe(time.Minute, paid("evt_1"))
-		h.run()
-		require.Equal(t, []string{jobs.EmailPaymentReceived, jobs.EmailImageReady, jobs.EmailExpiringSoon}, h.emails)
-		require.Equal(t, []string{jobs.HookJobCreated, jobs.HookPaymentCompleted, jobs.HookJobCompleted}, h.hooks)
-	})
-	t.Run("failed and refunded", func(t *testing.T) {
-		h := newHarness(t)
-		h.upsampler(queued, activities.UpscaleStatus{UpsamplerJobID: "up_1", Status: "FAILED"})
-		h.stripe(time.Minute, paid("evt_1"))
-		h.run()
-		require.Equal(t, []string{jobs.EmailPaymentReceived, jobs.EmailFailedRefunded}, h.emails)
-		require.Equal(t, []string{jobs.HookJobCreated, jobs.HookPaymentCompleted, jobs.HookJobFailed}, h.hooks)
-	})
-	t.Run("abandoned", func(t *testing.T) {
-		h := newHarness(t)
-		h.env.OnActivity(a.ExpireCheckout, mock.Anything, mock.Anything).Return(activities.ExpireCheckoutResult{}, nil)
-		h.run()
-		require.Empty(t, h.emails)
-		require.Equal(t, []string{jobs.HookJobCreated}, h.hooks)
-	})
-}
-
+// The job record is told when to remind the customer: ReminderLead before
+// the link expires, or never when the link lives shorter than that.
 func TestExpiryReminderComesLeadBeforeExpiry(t *testing.T) {
-	h := newHarness(t)
-	h.upsampler(queued, success)
-	h.stripe(time.Minute, paid("evt_1"))
-	var remindedAt time.Time
-	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
-		var in activities.SendEmailInput
-		if info.ActivityType.Name == "SendEmail" && args.Get(&in) == nil && in.Kind == jobs.EmailExpiringSoon {
-			remindedAt = h.env.Now()
-		}
-	})
-	in := input()
-	in.Timeouts.ReminderLead = 2 * time.Hour
-	h.env.ExecuteWorkflow(ImageJob, in)
-	require.NoError(t, h.env.GetWorkflowError())
-	var st jobs.State
-	require.NoError(t, h.env.GetWorkflowResult(&st))
-	require.True(t, st.DownloadExpiry.Add(-2*time.Hour).Equal(remindedAt), "reminded at %s", remindedAt)
+	for _, tt := range []struct {
+		name       string
+		lead, ttl  time.Duration
+		wantRemind bool
+	}{
+		{"two hours before", 2 * time.Hour, 24 * time.Hour, true},
+		{"no reminder configured", 0, 24 * time.Hour, false},
+		{"a link shorter than the lead", 2 * time.Hour, time.Hour, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.upsampler(queued, success)
+			h.stripe(time.Minute, paid("evt_1"))
+			in := input()
+			in.Timeouts.ReminderLead, in.Timeouts.DownloadTTL = tt.lead, tt.ttl
+			h.env.ExecuteWorkflow(ImageJob, in)
+			require.NoError(t, h.env.GetWorkflowError())
+			var st jobs.State
+			require.NoError(t, h.env.GetWorkflowResult(&st))
+			require.Len(t, h.stored, 1)
+			require.True(t, h.stored[0].ExpiresAt.Equal(st.DownloadExpiry))
+			if tt.wantRemind {
+				require.True(t, st.DownloadExpiry.Add(-tt.lead).Equal(h.stored[0].RemindAt), "remind at %s", h.stored[0].RemindAt)
+			} else {
+				require.True(t, h.stored[0].RemindAt.IsZero())
+			}
+		})
+	}
 }
 
 func TestAdminDownloadUpdates(t *testing.T) {
@@ -603,8 +586,13 @@ func TestAdminDownloadUpdates(t *testing.T) {
 			require.Equal(t, start.Add(20*time.Hour+24*time.Hour), info.ExpiresAt.UTC())
 			require.Equal(t, info.ExpiresAt, st.DownloadExpiry)
 			require.False(t, h.env.Now().Before(info.ExpiresAt), "the expiry timer moved")
-			require.Equal(t, []string{jobs.EmailPaymentReceived, jobs.EmailImageReady, jobs.EmailImageReady, jobs.EmailExpiringSoon}, h.emails)
-			h.env.AssertActivityNumberOfCalls(t, "SetDownload", 1)
+			// The link goes out again as resend 1, with a reminder before its new expiry.
+			require.Len(t, h.downloads, 1)
+			d := h.downloads[0]
+			require.Equal(t, 1, d.Seq)
+			require.Equal(t, update == jobs.UpdateNewDownloadToken, d.NewToken)
+			require.True(t, d.ExpiresAt.Equal(info.ExpiresAt))
+			require.True(t, d.RemindAt.Equal(info.ExpiresAt.Add(-input().Timeouts.ReminderLead)))
 		})
 	}
 }

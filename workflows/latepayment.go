@@ -10,12 +10,11 @@ import (
 // job's workflow had ended. Its workflow ID is derived from the job, so a
 // redelivered event cannot start a second one.
 func LatePaymentRefund(ctx workflow.Context, in jobs.LatePaymentInput) (jobs.State, error) {
-	w := newJob(ctx, jobs.WorkflowInput{JobID: in.JobID,
+	w := newJob(jobs.WorkflowInput{JobID: in.JobID,
 		Timeouts: jobs.Timeouts{RefundRetry: in.RefundRetry, RefundAttention: in.RefundAttention}})
 	w.state.Status, w.state.PaymentStatus = jobs.StatusAbandoned, jobs.PaymentExpired
 	w.latePaid = &in.Payment
 	err := w.settleLatePayment(ctx)
-	w.flush(ctx)
 	return w.state, err
 }
 
@@ -24,13 +23,12 @@ func LatePaymentRefund(ctx workflow.Context, in jobs.LatePaymentInput) (jobs.Sta
 // runs the job's own refund loop, so it also ends, at the latest, with the
 // job handed to an admin.
 func OwedRefund(ctx workflow.Context, in jobs.OwedRefundInput) (jobs.State, error) {
-	w := newJob(ctx, jobs.WorkflowInput{JobID: in.JobID,
+	w := newJob(jobs.WorkflowInput{JobID: in.JobID,
 		Timeouts: jobs.Timeouts{RefundRetry: in.RefundRetry, RefundAttention: in.RefundAttention}})
 	w.state.Status, w.state.PaymentStatus = jobs.StatusFailed, jobs.PaymentPaid
 	w.paid = &jobs.StripeEvent{PaymentIntentID: in.PaymentIntentID, AmountCents: in.AmountCents}
 	// Go on from the job's own refusals: new keys, the same deadline.
 	w.refundAttempt, w.refusedSince = in.FirstAttempt, in.RefusedSince
 	err := w.refund(ctx, in.Reason)
-	w.flush(ctx)
 	return w.state, err
 }

@@ -43,7 +43,6 @@ func TestRefundLoopEndsWhenStripeConfirmsTheRefund(t *testing.T) {
 	require.Equal(t, jobs.PaymentRefunded, st.PaymentStatus)
 	require.Len(t, h.refunds, 3, "tried at once, after 1 h and 2 h; none after the confirmation")
 	require.Equal(t, []int{0, 1, 2}, attempts(h.refunds), "each attempt after a refusal has its own key")
-	require.Contains(t, h.emails, jobs.EmailFailedRefunded)
 	h.env.AssertActivityNumberOfCalls(t, "MarkRefundNeedsAttention", 0)
 }
 
@@ -57,8 +56,6 @@ func TestRefundStripeKeepsRefusingNeedsAttention(t *testing.T) {
 	// RefundAttention 24 h, RefundRetry 1 h: at once, then hourly up to the bound.
 	require.Len(t, h.refunds, 25)
 	require.WithinDuration(t, start.Add(90*time.Second+24*time.Hour), h.attentionAt, 5*time.Second, "24 h after the first refusal")
-	require.Contains(t, h.emails, jobs.EmailRefundAttention)
-	require.NotContains(t, h.emails, jobs.EmailFailedRefunded)
 	h.env.AssertActivityNumberOfCalls(t, "MarkRefundNeedsAttention", 1)
 }
 
@@ -133,7 +130,6 @@ func TestDelayedPayment(t *testing.T) {
 			st := h.run()
 			require.Equal(t, tt.status, st.Status)
 			require.Equal(t, tt.payment, st.PaymentStatus)
-			require.Equal(t, jobs.EmailPaymentProcessing, h.emails[0], "the customer is told the payment is being processed")
 			h.env.AssertActivityNumberOfCalls(t, "MarkPaymentProcessing", 1)
 			h.env.AssertActivityNumberOfCalls(t, "ExpireCheckout", 0)
 			h.env.AssertActivityNumberOfCalls(t, "RefundPayment", 0)
@@ -200,7 +196,6 @@ func TestOwedRefundWorkflow(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
-	env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.MarkRefundFailed, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.MarkRefundNeedsAttention, mock.Anything, mock.Anything).Return(true, nil)
 	var refunds []activities.RefundInput
@@ -322,22 +317,6 @@ func TestAdminLimits(t *testing.T) {
 	})
 }
 
-// Emails and events under way when an admin cancels the job still go out.
-func TestNotificationsSurviveCancellation(t *testing.T) {
-	h := newHarness(t, func(h *harness) { h.notifyDelay = time.Minute })
-	h.upsampler(queued, running, running, running, running)
-	h.stripe(time.Minute, paid("evt_1"))
-	var cancelled []string
-	h.env.SetOnActivityCanceledListener(func(info *activity.Info) {
-		cancelled = append(cancelled, info.ActivityType.Name)
-	})
-	h.runCancelled(time.Minute + 10*time.Second)
-	require.NotContains(t, cancelled, "SendEmail")
-	require.NotContains(t, cancelled, "DeliverEvent")
-	require.ElementsMatch(t, []string{jobs.HookJobCreated, jobs.HookPaymentCompleted, jobs.HookJobFailed}, h.hooks)
-	require.ElementsMatch(t, []string{jobs.EmailPaymentReceived, jobs.EmailFailedRefunded}, h.emails)
-}
-
 // A refund the sweep takes over goes on from the job's refusals: new keys
 // only, and the same deadline.
 func TestOwedRefundGoesOnFromTheJobsRefusals(t *testing.T) {
@@ -346,7 +325,6 @@ func TestOwedRefundGoesOnFromTheJobsRefusals(t *testing.T) {
 	env.SetStartTime(start)
 	env.RegisterActivity(&activities.Activities{})
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
-	env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(nil)
 	var next []int
 	env.OnActivity(a.MarkRefundFailed, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.MarkRefundFailedInput) error {
 		next = append(next, in.NextAttempt)

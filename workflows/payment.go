@@ -68,7 +68,6 @@ func (w *job) awaitDelayedPayment(ctx workflow.Context) error {
 	if err := w.setPaymentStatus(ctx, jobs.PaymentProcessing); err != nil {
 		return err
 	}
-	w.notify(ctx, jobs.EmailPaymentProcessing, "")
 	_, err = workflow.AwaitWithOptions(ctx,
 		workflow.AwaitOptions{Timeout: w.in.Timeouts.AsyncPayment, TimerOptions: workflow.TimerOptions{Summary: "delayed payment"}},
 		func() bool { return w.paid != nil || w.closedByEvent != nil })
@@ -96,7 +95,10 @@ func (w *job) expireCheckout(ctx workflow.Context) (activities.ExpireCheckoutRes
 
 // recordPayment moves the job to pending with its payment. It runs inline
 // (a local activity), so that Upsampler gets the image in the same
-// workflow task: the customer has paid, and the upscale is what they wait for.
+// workflow task: the customer has paid, and the upscale is what they wait
+// for. The search attributes follow with the next status (processing, in
+// that same task; or failed): one upsert, not two. Until then the Web UI
+// shows the job awaiting payment, for as long as the submission takes.
 func (w *job) recordPayment(ctx workflow.Context, cause string, p jobs.StripeEvent) error {
 	err := workflow.ExecuteLocalActivity(dbLocalOptions(ctx), a.RecordPayment,
 		activities.RecordPaymentInput{JobID: w.in.JobID, Cause: cause, Payment: p}).Get(ctx, nil)
@@ -104,10 +106,7 @@ func (w *job) recordPayment(ctx workflow.Context, cause string, p jobs.StripeEve
 		return err
 	}
 	w.state.PaymentStatus = jobs.PaymentPaid
-	if err := w.setStatus(ctx, jobs.StatusPending, jobs.AttrPaymentStatus.ValueSet(string(jobs.PaymentPaid))); err != nil {
-		return err
-	}
-	w.notify(ctx, jobs.EmailPaymentReceived, jobs.HookPaymentCompleted)
+	w.advance(jobs.StatusPending)
 	return nil
 }
 
@@ -122,10 +121,10 @@ func (w *job) abandon(ctx workflow.Context, cause string, ps jobs.PaymentStatus)
 }
 
 // closeUnpaid ends an abandoned job. A payment can still reach the
-// workflow while it winds down: during the notifications flush waits for,
-// or in the very workflow task that would complete it. The workflow ends
-// only once it has refunded every payment it accepted; a payment that
-// comes after it ended is refunded by LatePaymentRefund.
+// workflow while it winds down, in the very workflow task that would
+// complete it: the workflow ends only once it has refunded every payment
+// it accepted; a payment that comes after it ended is refunded by
+// LatePaymentRefund.
 func (w *job) closeUnpaid(ctx workflow.Context) error {
 	for {
 		if w.unrefundedPayment() {
@@ -133,7 +132,6 @@ func (w *job) closeUnpaid(ctx workflow.Context) error {
 				return err
 			}
 		}
-		w.flush(ctx)
 		if err := yield(ctx); err != nil {
 			return err
 		}

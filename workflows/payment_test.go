@@ -16,7 +16,7 @@ import (
 )
 
 // closing is a test environment for the end of an unpaid job: each test
-// scripts DeliverEvent and RecordAbandoned itself.
+// scripts RecordAbandoned itself.
 type closing struct {
 	env     *testsuite.TestWorkflowEnvironment
 	refunds []activities.RefundInput
@@ -49,7 +49,6 @@ func newClosing(t *testing.T) *closing {
 			}
 			return activities.RefundResult{RefundID: "re_1", AmountCents: in.AmountCents, Status: "succeeded"}, nil
 		})
-	c.env.OnActivity(a.SendEmail, mock.Anything, mock.Anything).Return(nil)
 	return c
 }
 
@@ -69,13 +68,11 @@ func (c *closing) run(t *testing.T, in jobs.WorkflowInput) jobs.State {
 
 var lateRefund = []activities.RefundInput{{JobID: input().JobID, PaymentIntentID: "pi_1", AmountCents: 50, Reason: jobs.ReasonLatePayment}}
 
-// The job is abandoned while its job.created event is still being
-// delivered (the receiver is down); a payment that arrives meanwhile was
-// accepted by the running workflow, so the workflow must refund it.
+// A payment arrives while the job's abandonment is being recorded: the
+// running workflow accepted it, so it must refund it before it ends.
 func TestPaymentWhileAbandonedJobWindsDownIsRefunded(t *testing.T) {
 	c := newClosing(t)
-	c.env.OnActivity(a.DeliverEvent, mock.Anything, mock.Anything).Return(nil).After(2 * time.Hour)
-	c.env.OnActivity(a.RecordAbandoned, mock.Anything, mock.Anything).Return(nil)
+	c.env.OnActivity(a.RecordAbandoned, mock.Anything, mock.Anything).Return(nil).After(2 * time.Hour)
 	c.signal(time.Hour, jobs.StripeEvent{EventID: "evt_exp", Type: jobs.EventCheckoutExpired})
 	c.signal(90*time.Minute, paid("evt_late"))
 	c.signal(100*time.Minute, paid("evt_late")) // redelivered: still one refund
@@ -130,8 +127,7 @@ func TestYieldLetsPendingCoroutinesRun(t *testing.T) {
 // and the workflow ends: it does not start the refund over.
 func TestLatePaymentHandedToAnAdminEndsTheWorkflow(t *testing.T) {
 	c := newClosing(t)
-	c.env.OnActivity(a.DeliverEvent, mock.Anything, mock.Anything).Return(nil).After(2 * time.Hour) // keeps it open
-	c.env.OnActivity(a.RecordAbandoned, mock.Anything, mock.Anything).Return(nil)
+	c.env.OnActivity(a.RecordAbandoned, mock.Anything, mock.Anything).Return(nil).After(2 * time.Hour) // the payment comes meanwhile
 	c.refundErr = temporal.NewNonRetryableApplicationError("charge disputed", activities.ErrTypeRefundRefused, nil)
 	c.env.OnActivity(a.MarkRefundFailed, mock.Anything, mock.Anything).Return(nil)
 	c.env.OnActivity(a.MarkRefundNeedsAttention, mock.Anything, mock.Anything).Return(true, nil)

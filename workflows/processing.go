@@ -13,24 +13,18 @@ import (
 	"hires/internal/upsampler"
 )
 
-// upscaled is what processing hands to delivery.
-type upscaled struct {
-	status activities.UpscaleStatus
-	result activities.StoredResult
-}
-
 // process has Upsampler upscale the paid image and keeps the result: the
 // image is sent, the workflow waits for the verdict (woken by a callback,
 // or polling) within the processing deadline, and the output is stored
-// before its URL expires. A business failure comes back as a *failure.
-func (w *job) process(ctx workflow.Context) (upscaled, error) {
+// before its URL expires, which completes the job with its download link.
+// It returns the link's expiry; a business failure comes back as a *failure.
+func (w *job) process(ctx workflow.Context) (expires time.Time, err error) {
 	w.processBy = workflow.Now(ctx).Add(w.in.Timeouts.Processing)
 	st, err := w.upscale(ctx)
 	if err != nil {
-		return upscaled{}, err
+		return time.Time{}, err
 	}
-	res, err := w.storeResult(ctx, st)
-	return upscaled{status: st, result: res}, err
+	return w.storeResult(ctx, st)
 }
 
 // upscale sends the image to Upsampler and waits for its verdict.
@@ -86,12 +80,14 @@ func (w *job) upscale(ctx workflow.Context) (activities.UpscaleStatus, error) {
 		return st, failed(jobs.ReasonUpsamplerSubmitErr, err)
 	}
 	w.state.UpsamplerJobID = st.UpsamplerJobID
-	err = workflow.ExecuteActivity(dbOptions(ctx), a.MarkProcessing,
-		activities.MarkProcessingInput{JobID: w.in.JobID, UpsamplerJobID: st.UpsamplerJobID}).Get(ctx, nil)
-	if err == nil {
-		err = w.setStatus(ctx, jobs.StatusProcessing)
+	if !st.Recorded { // the submission could not write it: a database outage
+		err = workflow.ExecuteActivity(dbOptions(ctx), a.MarkProcessing,
+			activities.MarkProcessingInput{JobID: w.in.JobID, UpsamplerJobID: st.UpsamplerJobID}).Get(ctx, nil)
+		if err != nil {
+			return st, err
+		}
 	}
-	if err != nil {
+	if err := w.setStatus(ctx, jobs.StatusProcessing); err != nil {
 		return st, err
 	}
 
@@ -164,26 +160,30 @@ func (w *job) submit(ctx workflow.Context) *submission {
 }
 
 // storeResult keeps Upsampler's output before its URL expires, within what
-// is left of the attempt's processing deadline.
-func (w *job) storeResult(ctx workflow.Context, st activities.UpscaleStatus) (activities.StoredResult, error) {
-	f := w.in.Resolution.Factor()
-	var res activities.StoredResult
+// is left of the attempt's processing deadline, and completes the job: its
+// download link expires DownloadTTL from now, and the customer is reminded
+// ReminderLead before (if they have not downloaded the image by then).
+func (w *job) storeResult(ctx workflow.Context, st activities.UpscaleStatus) (time.Time, error) {
 	left := w.processBy.Sub(workflow.Now(ctx))
 	if left <= 0 {
-		return res, failed(jobs.ReasonUpsamplerTimeout, fmt.Errorf("no stored result within %s", w.in.Timeouts.Processing))
+		return time.Time{}, failed(jobs.ReasonUpsamplerTimeout, fmt.Errorf("no stored result within %s", w.in.Timeouts.Processing))
 	}
+	f := w.in.Resolution.Factor()
+	expires := workflow.Now(ctx).Add(w.in.Timeouts.DownloadTTL)
 	err := workflow.ExecuteActivity(resultOptions(ctx, left), a.StoreResult,
 		activities.StoreResultInput{
 			JobID: w.in.JobID, ResultURL: st.ResultURL,
 			ExpectedWidth: w.in.ImageWidth * f, ExpectedHeight: w.in.ImageHeight * f,
-		}).Get(ctx, &res)
+			UpsamplerJobID: st.UpsamplerJobID, CreditCost: st.CreditCost,
+			ExpiresAt: expires, RemindAt: w.remindAt(ctx, expires),
+		}).Get(ctx, nil)
 	switch {
 	case err == nil:
-		return res, nil
+		return expires, nil
 	case isType(err, activities.ErrTypeResultInvalid):
-		return res, failed(jobs.ReasonResultInvalid, err)
+		return time.Time{}, failed(jobs.ReasonResultInvalid, err)
 	case temporal.IsTimeoutError(err):
-		return res, failed(jobs.ReasonUpsamplerTimeout, err)
+		return time.Time{}, failed(jobs.ReasonUpsamplerTimeout, err)
 	}
-	return res, failed(jobs.ReasonResultFetchFailed, err)
+	return time.Time{}, failed(jobs.ReasonResultFetchFailed, err)
 }

@@ -33,7 +33,6 @@ func (w *job) fail(ctx workflow.Context, reason string, cause error) error {
 	if err := w.setStatus(ctx, jobs.StatusFailed, jobs.AttrFailureReason.ValueSet(reason)); err != nil {
 		return err
 	}
-	w.notify(ctx, "", jobs.HookJobFailed)
 	return nil
 }
 
@@ -97,7 +96,6 @@ func (w *job) refund(ctx workflow.Context, reason string) error {
 
 // refundConfirmed mirrors a refund already recorded in the job's row.
 func (w *job) refundConfirmed(ctx workflow.Context) error {
-	w.notify(ctx, jobs.EmailFailedRefunded, "")
 	return w.setPaymentStatus(ctx, jobs.PaymentRefunded)
 }
 
@@ -114,7 +112,6 @@ func (w *job) refundNeedsAttention(ctx workflow.Context, cause error) error {
 		return w.refundConfirmed(ctx)
 	}
 	workflow.GetLogger(ctx).Error("Refund needs an admin's attention", "attempts", w.refundAttempt)
-	w.notify(ctx, jobs.EmailRefundAttention, "")
 	return w.setPaymentStatus(ctx, jobs.PaymentRefundNeedsAttention)
 }
 

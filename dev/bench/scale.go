@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
@@ -136,10 +135,10 @@ type ParkedCheckpoint struct {
 	ParkErrors  int     `json:"park_errors"`
 	// ParkFirstError is the first of ParkErrors.
 	ParkFirstError string `json:"park_first_error,omitempty"`
-	// SettleSeconds is how long the workers then took to bring every new
-	// job to its payment wait (see settle), at least 5 s; Unsettled is the
-	// jobs that had not got there when it gave up, and ReportedBacklog the
-	// task queue's approximate backlog at the end.
+	// SettleSeconds is how long the workers then took to do the new jobs'
+	// work (see settle), at least 5 s; Unsettled is the outbox's messages
+	// still due when it gave up, and ReportedBacklog the task queue's
+	// approximate backlog at the end.
 	SettleSeconds   float64 `json:"settle_seconds"`
 	Unsettled       int64   `json:"unsettled_jobs"`
 	ReportedBacklog int64   `json:"reported_backlog"`
@@ -686,14 +685,14 @@ func ParseScaleFlags(args []string, out io.Writer) (ScaleConfig, error) {
 	return cfg, nil
 }
 
-// settle waits until every parked job's workflow has run its first steps
-// (the job.created event its DeliverEvent activity records is in the
-// database) and the job task queue's reported backlog is back to zero, at
-// least 5 s and at most 30 minutes. Temporal's backlog count is approximate
-// and counts tasks of finished work until they reach the queue's head, so
-// once every job has settled it is given 30 s more, then taken as reported.
-// It returns how long that took, the jobs still unsettled and the backlog
-// last reported.
+// settle waits until the parked jobs' work is done: the outbox has no
+// message due (their job.created events delivered) and the job task
+// queue's reported backlog is back to zero (their workflows have run their
+// first task), at least 5 s and at most 30 minutes. Temporal's backlog
+// count is approximate (it counts tasks of finished work until they reach
+// the queue's head), so once the outbox is empty it is given 30 s more,
+// then taken as reported. It returns how long that took, the messages
+// still due and the backlog last reported.
 func (d *driver) settle(ctx context.Context) (took time.Duration, unsettled, backlog int64, err error) {
 	start := time.Now()
 	minWait, maxWait, grace := 5*time.Second, 30*time.Minute, 30*time.Second
@@ -722,21 +721,13 @@ func (d *driver) settle(ctx context.Context) (took time.Duration, unsettled, bac
 	}
 }
 
-// unsettledJobs counts the jobs awaiting payment whose workflow has not yet
-// recorded their job.created event.
+// unsettledJobs counts the outbox's messages due and not yet delivered.
 func (d *driver) unsettledJobs(ctx context.Context) (int64, error) {
-	conn, err := pgx.Connect(ctx, d.s.pg.URL)
+	st, err := d.store.Outbox(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("count unsettled jobs: %w", err)
+		return 0, fmt.Errorf("outbox: %w", err)
 	}
-	defer conn.Close(ctx)
-	var n int64
-	err = conn.QueryRow(ctx, `SELECT count(*) FROM jobs j WHERE j.status = 'awaiting_payment'
-		AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.job_id = j.id AND e.type = 'job.created')`).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count unsettled jobs: %w", err)
-	}
-	return n, nil
+	return int64(st.Due), nil
 }
 
 // backlog is the job task queue's approximate backlog, workflow and

@@ -173,7 +173,7 @@ func parkedTables(r *ScaleResults) string {
 	c := r.Config
 	p("\n#### Jobs parked on the cluster (awaiting payment), created through the API at concurrency %d with %s\n\n", c.ParkConcurrency, parkedWorkers(c))
 	p("The first row is before any was parked (the jobs of the lifecycle runs are kept by Temporal's retention); growth per job is counted from it. ")
-	p("Settled: the time until every parked job's workflow had reached its payment wait (its job.created event recorded), with the jobs that had not when the wait gave up (30 minutes) and the task queue's approximate backlog then (Temporal counts tasks of finished work until they reach the queue's head).\n\n")
+	p("Settled: the time until the parked jobs' work was done (their job.created events delivered from the outbox, the task queue's backlog worked off), with the messages still due when the wait gave up (30 minutes) and the task queue's approximate backlog then (Temporal counts tasks of finished work until they reach the queue's head).\n\n")
 	p("| parked | running workflows (visibility) | parking rate jobs/s | settled s | unsettled | reported backlog | temporal MiB | temporal_visibility MiB | hires MiB | total MiB | growth KiB per parked job | PostgreSQL connections |\n")
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.Parked {

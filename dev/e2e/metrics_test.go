@@ -111,7 +111,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	require.GreaterOrEqual(t, value(fams, "hires_upsampler_credits_total")-creditsBefore, *done.UpsamplerCredits)
 	require.GreaterOrEqual(t, value(fams, "hires_upsampler_request_seconds", "op", "submit"), 1.0)
 	require.GreaterOrEqual(t, value(fams, "hires_upsampler_request_seconds", "op", "status"), 1.0)
-	require.GreaterOrEqual(t, value(fams, "temporal_activity_execution_latency_seconds", "activity_type", "CompleteJob"), 1.0)
+	require.GreaterOrEqual(t, value(fams, "temporal_activity_execution_latency_seconds", "activity_type", "StoreResult"), 1.0)
 	require.GreaterOrEqual(t, value(fams, "temporal_workflow_task_execution_latency_seconds", "workflow_type", jobs.WorkflowName), 1.0)
 	require.Contains(t, fams, "process_resident_memory_bytes")
 	require.NotContains(t, fams, "hires_http_requests_total", "the worker serves no API")

@@ -94,6 +94,13 @@ type Config struct {
 	SiteName           string        `env:"SITE_NAME" envDefault:"Hi-res images"`
 	AdminEmail         string        `env:"ADMIN_EMAIL"`
 	ExpiryReminderLead time.Duration `env:"EXPIRY_REMINDER_LEAD" envDefault:"2h"`
+	// Emails and integration events wait in the outbox until the worker
+	// delivers them: it looks for due ones every NOTIFY_POLL_INTERVAL (a
+	// new one wakes it at once), retries a failed one with backoff up to
+	// NOTIFY_MAX_RETRY_INTERVAL, and gives it up after NOTIFY_GIVE_UP_AFTER.
+	NotifyPollInterval     time.Duration `env:"NOTIFY_POLL_INTERVAL" envDefault:"1s"`
+	NotifyMaxRetryInterval time.Duration `env:"NOTIFY_MAX_RETRY_INTERVAL" envDefault:"10m"`
+	NotifyGiveUpAfter      time.Duration `env:"NOTIFY_GIVE_UP_AFTER" envDefault:"24h"`
 
 	// SiteOrigins may call the API from a browser (CORS), comma-separated,
 	// e.g. https://shop.example.com.

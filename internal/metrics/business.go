@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,7 @@ type Business struct {
 	refundAttention  prometheus.Counter
 	refundFailures   prometheus.Counter
 	jobsFailed       *prometheus.CounterVec
+	notifyGivenUp    *prometheus.CounterVec
 }
 
 // failureReasons are the values of hires_jobs_failed_total's reason label:
@@ -91,14 +93,21 @@ func (r *Registry) Business() *Business {
 				Namespace: Namespace, Name: "jobs_failed_total",
 				Help: "Jobs recorded as failed, by failure reason (upsampler_timeout: the processing deadline passed; terminated: the reconciliation sweep failed a job whose workflow was terminated or timed out).",
 			}, []string{"reason"}),
+			notifyGivenUp: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: Namespace, Name: "notifications_given_up_total",
+				Help: "Emails and integration events given up: refused for good by their target, or failing for NOTIFY_GIVE_UP_AFTER.",
+			}, []string{"kind"}),
 		}
 		r.reg.MustRegister(b.jobsFinished, b.refunds, b.refundedCents, b.revenueCents, b.upsamplerSeconds, b.upsamplerCredits, b.refundAttention,
-			b.refundFailures, b.jobsFailed)
+			b.refundFailures, b.jobsFailed, b.notifyGivenUp)
 		for _, s := range []string{JobCompleted, JobFailed, JobAbandoned} {
 			b.jobsFinished.WithLabelValues(s) // show zeros from the start
 		}
 		for _, reason := range append(failureReasons, otherReason) {
 			b.jobsFailed.WithLabelValues(reason)
+		}
+		for _, kind := range []string{"email", "event"} {
+			b.notifyGivenUp.WithLabelValues(kind)
 		}
 		for _, op := range []string{UpsamplerSubmit, UpsamplerStatus} {
 			b.upsamplerSeconds.WithLabelValues(op)
@@ -212,5 +221,17 @@ func (r *Registry) Webhooks() *Webhooks {
 func (w *Webhooks) VerificationFailed(source string) {
 	if w != nil {
 		w.failures.WithLabelValues(source).Inc()
+	}
+}
+
+// NotificationGivenUp counts an email or event the outbox gave up on; key
+// is the message's (email:... or event:...).
+func (b *Business) NotificationGivenUp(key string) {
+	if b != nil {
+		kind, _, _ := strings.Cut(key, ":")
+		if kind != "email" && kind != "event" {
+			kind = "email"
+		}
+		b.notifyGivenUp.WithLabelValues(kind).Inc()
 	}
 }

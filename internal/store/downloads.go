@@ -50,10 +50,30 @@ func (s *Store) MarkDownloaded(ctx context.Context, jobID string) error {
 	return nil
 }
 
-// SetDownload gives a completed job's link a new expiry and, when token is
-// not empty, a new token (the old link stops working). cause goes to the trail.
-func (s *Store) SetDownload(ctx context.Context, jobID, token string, expiresAt time.Time, cause string) error {
-	return s.annotate(ctx, jobID, cause, expiresAt.UTC().Format(time.RFC3339), func(c current) (bool, error) {
+// DownloadChange is an admin's new expiry (and token) for a job's link.
+type DownloadChange struct {
+	JobID     string
+	Token     string // a new token, or empty to keep the link
+	ExpiresAt time.Time
+	Cause     string // for the trail
+	// Seq numbers the email that sends the link again (1 for the first
+	// resend); RemindAt is when to remind the customer of the new expiry
+	// (zero: no reminder).
+	Seq      int
+	RemindAt time.Time
+}
+
+// SetDownload gives a completed job's link a new expiry and, with a Token,
+// a new token (the old link stops working), and emails the link again.
+func (s *Store) SetDownload(ctx context.Context, d DownloadChange) error {
+	send := func(current) []Outgoing {
+		out := []Outgoing{{Email: jobs.EmailImageReady, Seq: d.Seq}}
+		if !d.RemindAt.IsZero() {
+			out = append(out, Outgoing{Email: jobs.EmailExpiringSoon, Seq: d.Seq, DueAt: d.RemindAt, Replace: true})
+		}
+		return out
+	}
+	return s.annotate(ctx, d.JobID, d.Cause, d.ExpiresAt.UTC().Format(time.RFC3339), func(c current) (bool, error) {
 		switch {
 		case c.Status != jobs.StatusCompleted:
 			return false, fmt.Errorf("%w: the download of a %s job", ErrInvalidTransition, c.Status)
@@ -62,7 +82,7 @@ func (s *Store) SetDownload(ctx context.Context, jobID, token string, expiresAt 
 			return false, fmt.Errorf("%w: the download expired and its file was deleted", ErrInvalidTransition)
 		}
 		return true, nil
-	}, `UPDATE jobs SET download_expires_at = $2, download_token = COALESCE(NULLIF($3, ''), download_token),
+	}, send, `UPDATE jobs SET download_expires_at = $2, download_token = COALESCE(NULLIF($3, ''), download_token),
 		download_token_hash = COALESCE($4, download_token_hash)`,
-		expiresAt, token, tokenHash(token))
+		d.ExpiresAt, d.Token, tokenHash(d.Token))
 }

@@ -26,7 +26,7 @@ type Payment struct {
 // signalled now carry none.
 func (s *Store) MarkPaid(ctx context.Context, p Payment) error {
 	_, err := s.transition(ctx, p.JobID, []jobs.Status{jobs.StatusAwaitingPayment}, jobs.StatusPending,
-		p.Cause, "",
+		p.Cause, "", []Outgoing{{Email: jobs.EmailPaymentReceived}, {Event: jobs.HookPaymentCompleted}},
 		`payment_status = 'paid', paid_at = now(), payment_intent_id = $4, amount_paid_cents = $5,
 		 paid_currency = $6, customer_email = COALESCE(NULLIF($7, ''), customer_email)`,
 		p.PaymentIntentID, p.AmountCents, p.Currency, p.CustomerEmail)
@@ -36,14 +36,14 @@ func (s *Store) MarkPaid(ctx context.Context, p Payment) error {
 // MarkAbandoned closes an unpaid job.
 func (s *Store) MarkAbandoned(ctx context.Context, id, cause string, ps jobs.PaymentStatus) error {
 	_, err := s.transition(ctx, id, []jobs.Status{jobs.StatusAwaitingPayment}, jobs.StatusAbandoned,
-		cause, "", `payment_status = $4`, ps)
+		cause, "", nil, `payment_status = $4`, ps)
 	return err
 }
 
 // MarkProcessing records the Upsampler submission: the job is now with Upsampler.
 func (s *Store) MarkProcessing(ctx context.Context, id, upsamplerJobID string) error {
 	_, err := s.transition(ctx, id, []jobs.Status{jobs.StatusPending}, jobs.StatusProcessing,
-		"upsampler:"+upsamplerJobID, "",
+		"upsampler:"+upsamplerJobID, "", nil,
 		`upsampler_job_id = $4, processing_started_at = now()`, upsamplerJobID)
 	return err
 }
@@ -60,18 +60,26 @@ type Completion struct {
 	Width, Height     int
 	DownloadToken     string
 	DownloadExpiresAt time.Time
+	// RemindAt is when the customer is reminded that the link expires, if
+	// they have not downloaded the image by then (zero: no reminder).
+	RemindAt time.Time
 }
 
-// MarkCompleted records the stored result and its download token. A job
-// already completed keeps its first token.
+// MarkCompleted records the stored result and its download token, and
+// sends the link (and, at RemindAt, the reminder). A job already completed
+// keeps its first token.
 func (s *Store) MarkCompleted(ctx context.Context, c Completion) error {
 	var credits, cost any
 	if c.UpsamplerCredits > 0 {
 		credits = c.UpsamplerCredits
 		cost = int64(c.UpsamplerCredits*pricing.CentsPerCredit + 0.5) // cents, rounded
 	}
+	send := []Outgoing{{Email: jobs.EmailImageReady}, {Event: jobs.HookJobCompleted}}
+	if !c.RemindAt.IsZero() {
+		send = append(send, Outgoing{Email: jobs.EmailExpiringSoon, DueAt: c.RemindAt})
+	}
 	_, err := s.transition(ctx, c.JobID, []jobs.Status{jobs.StatusProcessing}, jobs.StatusCompleted,
-		"upsampler:"+c.UpsamplerJobID, "",
+		"upsampler:"+c.UpsamplerJobID, "", send,
 		`processing_completed_at = now(), upsampler_credits = COALESCE($4, upsampler_credits),
 		 upsampler_cost_cents = COALESCE($5, upsampler_cost_cents), result_key = $6,
 		 result_content_type = $7, result_bytes = $8, result_sha256 = $9, result_width = $10,
@@ -85,7 +93,7 @@ func (s *Store) MarkCompleted(ctx context.Context, c Completion) error {
 func (s *Store) MarkFailed(ctx context.Context, id, reason, detail string) error {
 	_, err := s.transition(ctx, id,
 		[]jobs.Status{jobs.StatusAwaitingPayment, jobs.StatusPending, jobs.StatusProcessing},
-		jobs.StatusFailed, reason, detail,
+		jobs.StatusFailed, reason, detail, []Outgoing{{Event: jobs.HookJobFailed}},
 		`failed_at = now(), failure_reason = $4, failure_detail = NULLIF($5, '')`, reason, detail)
 	return err
 }
@@ -93,7 +101,7 @@ func (s *Store) MarkFailed(ctx context.Context, id, reason, detail string) error
 // MarkRetrying puts a failed job back to pending for another attempt,
 // clearing the failure from the row (the trail keeps it).
 func (s *Store) MarkRetrying(ctx context.Context, id string, attempt int, cause string) error {
-	_, err := s.transition(ctx, id, []jobs.Status{jobs.StatusFailed}, jobs.StatusPending, cause, "",
+	_, err := s.transition(ctx, id, []jobs.Status{jobs.StatusFailed}, jobs.StatusPending, cause, "", nil,
 		`attempt = $4, failed_at = NULL, failure_reason = NULL, failure_detail = NULL,
 		 upsampler_job_id = NULL, upsampler_attempt = NULL`, attempt)
 	return err

@@ -115,10 +115,10 @@ func TestBeginSubmission(t *testing.T) {
 func TestSetDownloadAfterTheFileIsGone(t *testing.T) {
 	ctx := t.Context()
 	id := jobIn(t, jobs.StatusCompleted)
-	require.NoError(t, st.SetDownload(ctx, id, "", time.Now().Add(time.Hour), "admin_resend"))
+	require.NoError(t, st.SetDownload(ctx, store.DownloadChange{JobID: id, ExpiresAt: time.Now().Add(time.Hour), Cause: "admin_resend", Seq: 1}))
 	require.NoError(t, st.MarkDownloadExpired(ctx, id))
 	before := getJob(t, id)
-	err := st.SetDownload(ctx, id, "", time.Now().Add(2*time.Hour), "admin_resend")
+	err := st.SetDownload(ctx, store.DownloadChange{JobID: id, ExpiresAt: time.Now().Add(2 * time.Hour), Cause: "admin_resend", Seq: 2})
 	require.ErrorIs(t, err, store.ErrInvalidTransition)
 	require.Equal(t, before, getJob(t, id))
 }

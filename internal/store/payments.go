@@ -11,18 +11,27 @@ import (
 	"hires/internal/jobs"
 )
 
-// SetCheckout records the job's Checkout Session, while it awaits payment.
-// Recording the same session again writes nothing.
+// SetCheckout records the job's Checkout Session, while it awaits payment,
+// and tells the site the job exists (job.created): it can be paid for from
+// now on. Recording the same session again writes nothing.
 func (s *Store) SetCheckout(ctx context.Context, id, sessionID, url string, expiresAt time.Time) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET checkout_session_id = $2, checkout_url = $3,
-		checkout_expires_at = $4, updated_at = now()
-		WHERE id = $1 AND status = 'awaiting_payment'
-		  AND (checkout_session_id, checkout_url, checkout_expires_at) IS DISTINCT FROM ($2, $3, $4)`,
-		id, sessionID, url, expiresAt)
+	set := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE jobs SET checkout_session_id = $2, checkout_url = $3,
+			checkout_expires_at = $4, updated_at = now()
+			WHERE id = $1 AND status = 'awaiting_payment'
+			  AND (checkout_session_id, checkout_url, checkout_expires_at) IS DISTINCT FROM ($2, $3, $4)`,
+			id, sessionID, url, expiresAt)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		set = true
+		return enqueue(ctx, tx, id, Outgoing{Event: jobs.HookJobCreated})
+	})
 	if err != nil {
 		return fmt.Errorf("store: set checkout for %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 1 {
+	if set {
 		return nil
 	}
 	var status jobs.Status
@@ -76,7 +85,8 @@ func (s *Store) MarkPaymentProcessing(ctx context.Context, id, cause string) err
 			return false, nil
 		}
 		return true, nil
-	}, `UPDATE jobs SET payment_status = 'processing'`)
+	}, func(current) []Outgoing { return []Outgoing{{Email: jobs.EmailPaymentProcessing}} },
+		`UPDATE jobs SET payment_status = 'processing'`)
 }
 
 // RecordLatePayment records a payment that arrived after the job's
@@ -89,7 +99,7 @@ func (s *Store) RecordLatePayment(ctx context.Context, p Payment) error {
 			return false, nil // already recorded
 		}
 		return true, nil
-	}, `UPDATE jobs SET payment_status = 'paid', paid_at = now(), payment_intent_id = $2,
+	}, nil, `UPDATE jobs SET payment_status = 'paid', paid_at = now(), payment_intent_id = $2,
 		amount_paid_cents = $3, paid_currency = $4, customer_email = COALESCE(NULLIF($5, ''), customer_email)`,
 		p.PaymentIntentID, p.AmountCents, p.Currency, p.CustomerEmail)
 }

@@ -18,11 +18,21 @@ type current struct {
 	FileDeleted   bool // download_expired_at is set
 }
 
+// refundedEmail tells the customer of a job that was not delivered that
+// their payment went back; a delivered job refunded by hand gets none.
+func refundedEmail(c current) []Outgoing {
+	if c.Status == jobs.StatusFailed || c.Status == jobs.StatusAbandoned {
+		return []Outgoing{{Email: jobs.EmailFailedRefunded}}
+	}
+	return nil
+}
+
 // annotate changes a job without changing its status: it locks the row, asks
 // decide whether to apply update (whose $1 is the job ID, args from $2) and,
-// if so, appends a trail row with cause. decide returning false is a no-op.
+// if so, appends a trail row with cause and writes to the outbox what send
+// (if not nil) says the change sends. decide returning false is a no-op.
 func (s *Store) annotate(ctx context.Context, id, cause, detail string, decide func(current) (bool, error),
-	update string, args ...any) error {
+	send func(current) []Outgoing, update string, args ...any) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var c current
 		err := tx.QueryRow(ctx, `SELECT status, payment_status, refund_confirmed_at IS NOT NULL,
@@ -41,7 +51,13 @@ func (s *Store) annotate(ctx context.Context, id, cause, detail string, decide f
 		if _, err := tx.Exec(ctx, update+`, updated_at = now() WHERE id = $1`, append([]any{id}, args...)...); err != nil {
 			return err
 		}
-		return insertEvent(ctx, tx, id, string(c.Status), c.Status, cause, detail)
+		if err := insertEvent(ctx, tx, id, string(c.Status), c.Status, cause, detail); err != nil {
+			return err
+		}
+		if send == nil {
+			return nil
+		}
+		return enqueue(ctx, tx, id, send(c)...)
 	})
 	if err != nil {
 		return fmt.Errorf("store: %s on job %s: %w", cause, id, err)
@@ -73,7 +89,7 @@ func (s *Store) MarkRefunded(ctx context.Context, r Refund) error {
 			return true, nil
 		}
 		return false, fmt.Errorf("%w: refund of a job whose payment is %s", ErrInvalidTransition, c.PaymentStatus)
-	}, `UPDATE jobs SET payment_status = 'refunded', refund_id = NULLIF($2, ''), refund_amount_cents = $3,
+	}, refundedEmail, `UPDATE jobs SET payment_status = 'refunded', refund_id = NULLIF($2, ''), refund_amount_cents = $3,
 		refund_status = NULLIF($4, ''), refunded_at = now(), refund_error = NULL`,
 		r.RefundID, r.AmountCents, r.Status)
 	if err == nil && already {
@@ -104,7 +120,7 @@ func (s *Store) MarkRefundFailed(ctx context.Context, id, detail string, nextAtt
 			return false, nil
 		}
 		return false, fmt.Errorf("%w: refund failure on a job whose payment is %s", ErrInvalidTransition, c.PaymentStatus)
-	}, `UPDATE jobs SET payment_status = 'refund_failed', refund_error = $2,
+	}, nil, `UPDATE jobs SET payment_status = 'refund_failed', refund_error = $2,
 		refund_attempt = GREATEST(refund_attempt, $3), refund_refused_at = COALESCE(refund_refused_at, now())`,
 		detail, nextAttempt)
 	if err == nil && !first {
@@ -130,7 +146,7 @@ func (s *Store) MarkRefundNeedsAttention(ctx context.Context, id, detail string)
 			return false, nil
 		}
 		return false, fmt.Errorf("%w: refund attention on a job whose payment is %s", ErrInvalidTransition, c.PaymentStatus)
-	}, `UPDATE jobs SET payment_status = 'refund_needs_attention', refund_error = NULLIF($2, '')`, detail)
+	}, func(current) []Outgoing { return []Outgoing{{Email: jobs.EmailRefundAttention}} }, `UPDATE jobs SET payment_status = 'refund_needs_attention', refund_error = NULLIF($2, '')`, detail)
 	return moved, err
 }
 
@@ -150,7 +166,7 @@ func (s *Store) MarkRefundSettled(ctx context.Context, id, by, note string) erro
 			return false, nil
 		}
 		return false, fmt.Errorf("%w: the job's payment is %s, not a refused refund", ErrInvalidTransition, c.PaymentStatus)
-	}, `UPDATE jobs SET payment_status = 'refunded', refunded_at = COALESCE(refunded_at, now()),
+	}, refundedEmail, `UPDATE jobs SET payment_status = 'refunded', refunded_at = COALESCE(refunded_at, now()),
 		refund_amount_cents = COALESCE(refund_amount_cents, amount_paid_cents)`)
 }
 
@@ -176,7 +192,7 @@ func (s *Store) ConfirmRefund(ctx context.Context, c RefundConfirmation) (string
 	}
 	return id, s.annotate(ctx, id, c.EventID, "charge.refunded", func(cur current) (bool, error) {
 		return !cur.Confirmed, nil
-	}, `UPDATE jobs SET refund_confirmed_at = now(), payment_status = 'refunded',
+	}, refundedEmail, `UPDATE jobs SET refund_confirmed_at = now(), payment_status = 'refunded',
 		refund_id = COALESCE(refund_id, NULLIF($2, '')), refund_amount_cents = COALESCE(refund_amount_cents, $3),
 		refunded_at = COALESCE(refunded_at, now()), refund_error = NULL`,
 		c.RefundID, c.AmountRefundedCents)

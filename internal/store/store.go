@@ -95,11 +95,12 @@ var (
 )
 
 // transition moves job id from one of from to to, applying set (a SET
-// fragment whose placeholders start at $4, with args) and appending the audit
-// row. If the job is already in status to it does nothing and reports
-// changed=false, so that retried activities are harmless.
+// fragment whose placeholders start at $4, with args), appending the audit
+// row and writing the messages the change sends to the outbox, all in one
+// transaction. If the job is already in status to it does nothing and
+// reports changed=false, so that retried activities are harmless.
 func (s *Store) transition(ctx context.Context, id string, from []jobs.Status, to jobs.Status,
-	cause, detail, set string, args ...any) (changed bool, err error) {
+	cause, detail string, send []Outgoing, set string, args ...any) (changed bool, err error) {
 	for _, f := range from {
 		if !jobs.CanMove(f, to) {
 			return false, fmt.Errorf("store: job %s: %s -> %s is not in jobs.Transitions: %w", id, f, to, ErrInvalidTransition)
@@ -129,6 +130,9 @@ func (s *Store) transition(ctx context.Context, id string, from []jobs.Status, t
 			return err
 		}
 		if err := insertEvent(ctx, tx, id, string(current), to, cause, detail); err != nil {
+			return err
+		}
+		if err := enqueue(ctx, tx, id, send...); err != nil {
 			return err
 		}
 		changed = true

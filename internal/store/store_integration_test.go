@@ -264,7 +264,7 @@ func TestMigrateIsIdempotentAndSafeConcurrently(t *testing.T) {
 	require.NoError(t, err)
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	assert.Equal(t, []string{"goose_db_version", "idempotency_keys", "job_events", "jobs", "notifications", "rate_limits",
+	assert.Equal(t, []string{"goose_db_version", "idempotency_keys", "job_events", "jobs", "outbox", "rate_limits",
 		"site_keys", "stripe_events", "webhook_deliveries", "webhook_endpoints", "webhook_events"}, tables)
 }
 

@@ -10,6 +10,9 @@ import (
 	"encoding/base64"
 )
 
+// DownloadLength is the length of download tokens, as in the original.
+const DownloadLength = 64
+
 const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 // Alnum returns n random characters from [A-Za-z0-9], drawn from crypto/rand

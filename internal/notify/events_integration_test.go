@@ -1,6 +1,6 @@
 //go:build integration
 
-package activities_test
+package notify
 
 import (
 	"context"
@@ -18,9 +18,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/temporal"
 
-	"hires/activities"
 	"hires/dev/devstack"
 	"hires/internal/events"
 	"hires/internal/jobs"
@@ -57,7 +55,7 @@ func (r *hookReceiver) requests() ([]*http.Request, [][]byte) {
 	return append([]*http.Request(nil), r.got...), append([][]byte(nil), r.bodies...)
 }
 
-func TestDeliverEventToSubscribedEndpoints(t *testing.T) {
+func TestEventGoesToSubscribedEndpoints(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{})
@@ -95,24 +93,21 @@ func TestDeliverEventToSubscribedEndpoints(t *testing.T) {
 	require.NoError(t, err)
 	d := register(gone.URL, events.JobCompleted, events.JobFailed)
 
-	acts := &activities.Activities{Store: st, Events: events.NewSender(nil)}
-	in := activities.DeliverEventInput{JobID: id, Type: string(events.JobCompleted), At: time.Now()}
-	nonRetryable := func(err error) bool {
-		var ae *temporal.ApplicationError
-		return errors.As(err, &ae) && ae.NonRetryable()
-	}
+	disp := &Dispatcher{Store: st, Events: events.NewSender(nil)}
+	at := time.Now()
+	refused := func(err error) bool { var r errRefused; return errors.As(err, &r) }
 
-	// 1st try: busy answers 503 (retry), gone answers 410 (given up).
-	err = acts.DeliverEvent(ctx, in)
+	// 1st try: busy answers 503 (retried), gone answers 410 (given up).
+	err = disp.event(ctx, id, events.JobCompleted, 0, at)
 	require.Error(t, err)
-	require.False(t, nonRetryable(err), "a 503 is retried")
+	require.False(t, refused(err), "a 503 is retried")
 	require.NotContains(t, err.Error(), "secret-path", "URLs are redacted")
 	require.NotContains(t, err.Error(), a.Secret)
-	// 2nd try: busy takes it; gone is not asked again.
-	in.At = in.At.Add(time.Minute) // a replay at another time must not change the stored event
-	require.NoError(t, acts.DeliverEvent(ctx, in))
+	// 2nd try: busy takes it; gone is not asked again. A retry made at
+	// another time must not change the stored event.
+	require.NoError(t, disp.event(ctx, id, events.JobCompleted, 0, at.Add(time.Minute)))
 	// 3rd: everyone has settled it, nothing is sent.
-	require.NoError(t, acts.DeliverEvent(ctx, in))
+	require.NoError(t, disp.event(ctx, id, events.JobCompleted, 0, at))
 
 	reqs, bodies := busyOnce.requests()
 	require.Len(t, reqs, 2)
@@ -145,10 +140,10 @@ func TestDeliverEventToSubscribedEndpoints(t *testing.T) {
 	require.Len(t, logD, 1)
 	require.Equal(t, events.Rejected, logD[0].Outcome)
 
-	// Only a permanent rejection: the activity stops for good.
-	err = acts.DeliverEvent(ctx, activities.DeliverEventInput{JobID: id, Type: string(events.JobFailed), At: time.Now()})
-	require.True(t, nonRetryable(err), "%v", err)
+	// Only a permanent rejection: the message is given up.
+	err = disp.event(ctx, id, events.JobFailed, 0, time.Now())
+	require.True(t, refused(err), "%v", err)
 	// Unknown types are refused before anything is sent.
-	err = acts.DeliverEvent(ctx, activities.DeliverEventInput{JobID: id, Type: "job.exploded", At: time.Now()})
-	require.True(t, nonRetryable(err), "%v", err)
+	err = disp.event(ctx, id, "job.exploded", 0, time.Now())
+	require.True(t, refused(err), "%v", err)
 }

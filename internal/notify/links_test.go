@@ -1,4 +1,4 @@
-package activities
+package notify
 
 import (
 	"testing"
@@ -24,8 +24,8 @@ func TestPageURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := &Activities{AccessSecret: secret, PublicBaseURL: tt.base}
-			got := a.pageURL(store.Job{ID: tt.id})
+			d := &Dispatcher{AccessSecret: secret, PublicBaseURL: tt.base}
+			got := d.pageURL(store.Job{ID: tt.id})
 			if got != tt.want {
 				t.Errorf("pageURL = %q, want %q", got, tt.want)
 			}

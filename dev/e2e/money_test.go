@@ -102,7 +102,7 @@ func parkJobs(t *testing.T, base string, n int) []string {
 		go func() {
 			defer wg.Done()
 			for range next {
-				created, status, err := createAt(base)
+				created, status, err := createAt(base, "")
 				mu.Lock()
 				if err != nil || status != http.StatusCreated {
 					errs = append(errs, fmt.Sprintf("HTTP %d: %v", status, err))

@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
@@ -69,7 +71,9 @@ func startAPI(t *testing.T, extra ...string) *apiProcess {
 }
 
 // createAt creates a job through the API at base.
-func createAt(base string) (api.CreateJobResponse, int, error) {
+// createAt creates a job through the API at base, with key as its
+// Idempotency-Key if not empty.
+func createAt(base, key string) (api.CreateJobResponse, int, error) {
 	body, _ := json.Marshal(createReq{ImageURL: stack.SampleImageURL(120, 100), Resolution: "4x",
 		Email: "buyer@example.com", ImageWidth: 120, ImageHeight: 100})
 	req, err := http.NewRequest(http.MethodPost, base+"/v1/jobs", bytes.NewReader(body))
@@ -78,6 +82,9 @@ func createAt(base string) (api.CreateJobResponse, int, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+stack.SiteKey)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	// A connection per request: a server shutting down closes its idle
 	// keep-alive connections, and a POST written on one just then is reset
 	// unread, which would pass for a request cut off.
@@ -115,7 +122,7 @@ func TestTwoAPIsAndTwoWorkers(t *testing.T) {
 		if i%2 == 1 {
 			base = second.url
 		}
-		created, status, err := createAt(base)
+		created, status, err := createAt(base, "")
 		require.NoError(t, err)
 		require.Equal(t, http.StatusCreated, status)
 		ids = append(ids, created.ID)
@@ -134,8 +141,10 @@ func TestTwoAPIsAndTwoWorkers(t *testing.T) {
 }
 
 // SIGTERM to an API under load: it stops taking connections, finishes what
-// it accepted, and loses nothing: every request got a whole answer or was
-// refused before it was accepted, and every job it created goes on.
+// it accepted, and loses nothing: every request got a whole answer, or none
+// (refused, or reset in the listener's queue as it closed), and then the
+// site's retry with the same Idempotency-Key at the other API did; every
+// job made goes on.
 func TestAPIShutdownUnderLoadLosesNothing(t *testing.T) {
 	second := startAPI(t)
 	var (
@@ -152,7 +161,22 @@ func TestAPIShutdownUnderLoadLosesNothing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				job, status, err := createAt(second.url)
+				key := uuid.NewString()
+				job, status, err := createAt(second.url, key)
+				if err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+					// No answer: as a site would, retry the same request
+					// elsewhere. It must make the job, or find it made.
+					if job, status, err = createAt(stack.APIURL, key); err == nil {
+						err = syscall.ECONNREFUSED // the first API is going: stop
+						mu.Lock()
+						if status == http.StatusCreated {
+							created = append(created, job.ID)
+						} else {
+							bad = append(bad, fmt.Sprintf("retry: HTTP %d", status))
+						}
+						mu.Unlock()
+					}
+				}
 				mu.Lock()
 				switch {
 				case err != nil && errors.Is(err, syscall.ECONNREFUSED):
@@ -178,7 +202,10 @@ func TestAPIShutdownUnderLoadLosesNothing(t *testing.T) {
 		defer mu.Unlock()
 		return len(created) >= 4 || len(bad) > 0
 	}, 30*time.Second, 50*time.Millisecond, "no job created before the shutdown")
-	require.Empty(t, bad, "failures before the shutdown")
+	mu.Lock()
+	before := slices.Clone(bad)
+	mu.Unlock()
+	require.Empty(t, before, "failures before the shutdown")
 	require.NoError(t, second.proc.cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case <-second.proc.exited:

@@ -65,16 +65,7 @@ func TestEventGoesToSubscribedEndpoints(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
 
-	id := uuid.NewString()
-	h := func(s string) []byte { b := sha256.Sum256([]byte(s + id)); return b[:] }
-	_, _, err = st.CreateJob(ctx, store.NewJob{
-		ID: id, ImageURL: "https://images.example.com/a.png", Resolution: jobs.Resolution4x, Email: "buyer@example.com",
-		ImageWidth: 640, ImageHeight: 480, OutputWidth: 2560, OutputHeight: 1920,
-		AccessTokenHash: h("a"), RequestHash: h("r"), CallbackSecret: "cb-" + id,
-		Currency: "usd", PriceCents: 384, MarkupPercent: 200, EstimatedCredits: 16, EstimatedCostCents: 64,
-		CheckoutExpiresAt: time.Now().Add(time.Hour),
-	})
-	require.NoError(t, err)
+	id := newJob(t, st)
 
 	busyOnce := newHookReceiver(t, http.StatusServiceUnavailable, http.StatusNoContent)
 	createdOnly := newHookReceiver(t, http.StatusNoContent)
@@ -146,4 +137,20 @@ func TestEventGoesToSubscribedEndpoints(t *testing.T) {
 	// Unknown types are refused before anything is sent.
 	err = disp.event(ctx, id, "job.exploded", 0, time.Now())
 	require.True(t, refused(err), "%v", err)
+}
+
+// newJob records a job awaiting payment and returns its ID.
+func newJob(t *testing.T, st *store.Store) string {
+	t.Helper()
+	id := uuid.NewString()
+	h := func(s string) []byte { b := sha256.Sum256([]byte(s + id)); return b[:] }
+	_, _, err := st.CreateJob(t.Context(), store.NewJob{
+		ID: id, ImageURL: "https://images.example.com/a.png", Resolution: jobs.Resolution4x, Email: "buyer@example.com",
+		ImageWidth: 640, ImageHeight: 480, OutputWidth: 2560, OutputHeight: 1920,
+		AccessTokenHash: h("a"), RequestHash: h("r"), CallbackSecret: "cb-" + id,
+		Currency: "usd", PriceCents: 384, MarkupPercent: 200, EstimatedCredits: 16, EstimatedCostCents: 64,
+		CheckoutExpiresAt: time.Now().Add(time.Hour),
+	})
+	require.NoError(t, err)
+	return id
 }

@@ -4,21 +4,18 @@ package notify
 
 import (
 	"context"
-	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"hires/dev/devstack"
 	"hires/internal/events"
-	"hires/internal/jobs"
 	"hires/internal/mail"
 	"hires/internal/store"
 	"hires/internal/token"
@@ -48,16 +45,7 @@ func TestDispatcherDeliversTheOutbox(t *testing.T) {
 		Secret: events.NewSecret()})
 	require.NoError(t, err)
 
-	id := uuid.NewString()
-	h := func(s string) []byte { b := sha256.Sum256([]byte(s + id)); return b[:] }
-	_, _, err = st.CreateJob(ctx, store.NewJob{
-		ID: id, ImageURL: "https://images.example.com/a.png", Resolution: jobs.Resolution4x, Email: "buyer@example.com",
-		ImageWidth: 640, ImageHeight: 480, OutputWidth: 2560, OutputHeight: 1920,
-		AccessTokenHash: h("a"), RequestHash: h("r"), CallbackSecret: "cb-" + id,
-		Currency: "usd", PriceCents: 384, MarkupPercent: 200, EstimatedCredits: 16, EstimatedCostCents: 64,
-		CheckoutExpiresAt: time.Now().Add(time.Hour),
-	})
-	require.NoError(t, err)
+	id := newJob(t, st)
 
 	disp := &Dispatcher{
 		Store: st, Wake: st.ListenOutbox(), Mailer: mailer, Events: events.NewSender(nil),

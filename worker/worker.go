@@ -190,7 +190,6 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	dispatched := make(chan struct{})
 	go func() {
 		defer close(dispatched)
-		defer dispatcher.Wake.(*store.OutboxListener).Close()
 		dispatcher.Run(dctx)
 	}()
 	polling.Set(true)

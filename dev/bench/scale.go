@@ -707,7 +707,7 @@ func (d *driver) settle(ctx context.Context) (took time.Duration, unsettled, bac
 		if waited < minWait {
 			continue
 		}
-		if unsettled, err = d.unsettledJobs(ctx); err != nil {
+		if unsettled, err = d.dueMessages(ctx); err != nil {
 			return 0, 0, 0, err
 		}
 		if unsettled == 0 && settledAt.IsZero() {
@@ -721,13 +721,10 @@ func (d *driver) settle(ctx context.Context) (took time.Duration, unsettled, bac
 	}
 }
 
-// unsettledJobs counts the outbox's messages due and not yet delivered.
-func (d *driver) unsettledJobs(ctx context.Context) (int64, error) {
-	st, err := d.store.Outbox(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("outbox: %w", err)
-	}
-	return int64(st.Due), nil
+// dueMessages counts the outbox's messages due and not yet delivered.
+func (d *driver) dueMessages(ctx context.Context) (int64, error) {
+	n, err := d.store.DueMessages(ctx)
+	return int64(n), err
 }
 
 // backlog is the job task queue's approximate backlog, workflow and

@@ -39,6 +39,7 @@ type Outbox interface {
 // Waiter wakes the dispatcher when messages are written (store.OutboxListener).
 type Waiter interface {
 	Wait(ctx context.Context, d time.Duration) bool
+	Close()
 }
 
 // Dispatcher sends the outbox's messages.
@@ -69,9 +70,10 @@ type Dispatcher struct {
 	Failed func(key string)
 }
 
-// Run sends due messages until ctx ends. Database trouble is logged and
-// waited out: the messages stay in the outbox.
+// Run sends due messages until ctx ends, then closes its Waiter. Database
+// trouble is logged and waited out: the messages stay in the outbox.
 func (d *Dispatcher) Run(ctx context.Context) {
+	defer d.Wake.Close()
 	for {
 		msgs, err := d.Store.ClaimDue(ctx, d.Batch, d.Lease)
 		if ctx.Err() != nil {

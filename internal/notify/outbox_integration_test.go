@@ -57,7 +57,7 @@ func TestDispatcherDeliversTheOutbox(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); disp.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done; disp.Wake.(*store.OutboxListener).Close() })
+	t.Cleanup(func() { stop(); <-done })
 
 	// The job can be paid for (job.created), then is paid (an email and payment.completed).
 	require.NoError(t, st.SetCheckout(ctx, id, "cs_"+id, "https://checkout.stripe.com/c/pay/cs_"+id, time.Now().Add(time.Hour)))

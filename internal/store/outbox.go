@@ -150,26 +150,15 @@ func (s *Store) GiveUp(ctx context.Context, m Message, cause error) error {
 	return nil
 }
 
-// OutboxStats is the outbox at a glance: messages waiting to be
-// delivered (due now), and how long the oldest of them has waited.
-type OutboxStats struct {
-	Due    int
-	Oldest time.Duration
-}
-
-// Outbox reports the outbox's backlog.
-func (s *Store) Outbox(ctx context.Context) (OutboxStats, error) {
-	var st OutboxStats
-	var oldest *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT count(*), min(due_at) FROM outbox
-		WHERE done_at IS NULL AND given_up_at IS NULL AND due_at <= now()`).Scan(&st.Due, &oldest)
+// DueMessages counts the outbox's messages due now and not yet delivered.
+func (s *Store) DueMessages(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM outbox
+		WHERE done_at IS NULL AND given_up_at IS NULL AND due_at <= now()`).Scan(&n)
 	if err != nil {
-		return st, fmt.Errorf("store: outbox stats: %w", err)
+		return 0, fmt.Errorf("store: outbox due: %w", err)
 	}
-	if oldest != nil {
-		st.Oldest = max(time.Since(*oldest), 0)
-	}
-	return st, nil
+	return n, nil
 }
 
 // Sent reports whether the job's message key was delivered.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,8 +41,9 @@ type stack struct {
 }
 
 // serverTuning: one partition per task queue, as a small deployment would
-// run; the default four make every task hop between partitions.
-var serverTuning = []string{"matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1", "system.enableActivityEagerExecution=true"}
+// run (the default four make every task hop between partitions), and
+// activities started eagerly on the worker that schedules them.
+var serverTuning = append(slices.Clone(devstack.OnePartition), "system.enableActivityEagerExecution=true")
 
 // startStack brings everything up with env as the service's settings, on
 // the Temporal dev server.

@@ -238,17 +238,13 @@ func (s *stack) startPostgres(ctx context.Context) error {
 	return nil
 }
 
-// temporalTuning: one worker process, so a task queue of one partition,
-// so that no task waits in a partition its few pollers are not polling.
-var temporalTuning = []string{"matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1"}
-
 // startTemporal starts the mode's Temporal: the dev server on its own
 // SQLite file, or the four roles on the run's PostgreSQL (started first).
 func (s *stack) startTemporal(ctx context.Context) error {
 	if s.mode == ModeCluster {
 		c, err := devstack.StartTemporalCluster(ctx, devstack.TemporalClusterOptions{
 			PostgresPort: s.pg.Port, UIPort: -1, SearchAttributes: jobs.SearchAttributes,
-			DynamicConfig: temporalTuning, Dir: filepath.Join(s.dir, "temporal"), Output: s.logs,
+			DynamicConfig: devstack.OnePartition, Dir: filepath.Join(s.dir, "temporal"), Output: s.logs,
 		})
 		if err != nil {
 			return err
@@ -259,7 +255,7 @@ func (s *stack) startTemporal(ctx context.Context) error {
 		t, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{
 			UIPort: -1, DBFile: filepath.Join(s.dir, "temporal.db"),
 			SearchAttributes: jobs.SearchAttributes, Output: s.logs,
-			DynamicConfig: temporalTuning,
+			DynamicConfig: devstack.OnePartition,
 		})
 		if err != nil {
 			return err

@@ -13,7 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"hires/internal/jobs"
 )
@@ -74,5 +76,27 @@ func logHistory(t *testing.T, workflowID string) {
 			line += " failure: " + a.GetFailure().GetMessage()
 		}
 		t.Log(line)
+	}
+	logTaskQueue(ctx, t)
+}
+
+// logTaskQueue logs who polls the job task queue and its backlog: a task
+// scheduled but never started is a matching problem, not the workflow's.
+func logTaskQueue(ctx context.Context, t *testing.T) {
+	t.Helper()
+	for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+		resp, err := temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: jobs.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+			TaskQueueType: typ, ReportStats: true,
+		})
+		if err != nil {
+			t.Logf("task queue %s (%s): %v", jobs.TaskQueue, typ, err)
+			continue
+		}
+		var pollers []string
+		for _, p := range resp.GetPollers() {
+			pollers = append(pollers, fmt.Sprintf("%s last %s", p.GetIdentity(), p.GetLastAccessTime().AsTime().Format("15:04:05.000")))
+		}
+		t.Logf("task queue %s (%s): backlog %d, pollers %v", jobs.TaskQueue, typ, resp.GetStats().GetApproximateBacklogCount(), pollers)
 	}
 }

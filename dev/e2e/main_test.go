@@ -242,11 +242,39 @@ func appLogFile() io.Writer {
 func dumpLog() {
 	for _, p := range []string{logPath, appLogPath} {
 		b, _ := os.ReadFile(p)
-		if len(b) > 20000 {
-			b = b[len(b)-20000:]
+		var kept, problems []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if stripeMockChatter(line) {
+				continue
+			}
+			kept = append(kept, line)
+			if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) ||
+				strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+				problems = append(problems, line)
+			}
 		}
-		fmt.Fprintf(os.Stderr, "---- %s (tail) ----\n%s\n", filepath.Base(p), b)
+		fmt.Fprintf(os.Stderr, "---- %s: warnings and errors (last 60) ----\n%s\n", filepath.Base(p), lastLines(problems, 60, 30000))
+		fmt.Fprintf(os.Stderr, "---- %s (tail, without stripe-mock's request log) ----\n%s\n", filepath.Base(p), lastLines(kept, 200, 20000))
 	}
+}
+
+// stripeMockChatter: stripe-mock prints every request it serves.
+func stripeMockChatter(line string) bool {
+	for _, prefix := range []string{"Request: ", "Request data", "Response: "} {
+		if strings.HasPrefix(line, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// lastLines joins the last n lines, at most max bytes of them.
+func lastLines(lines []string, n, max int) string {
+	s := strings.Join(lines[len(lines)-min(n, len(lines)):], "\n")
+	if len(s) > max {
+		s = s[len(s)-max:]
+	}
+	return s
 }
 
 // call sends a JSON request and decodes the JSON answer into out (if not nil).

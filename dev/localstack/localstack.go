@@ -185,6 +185,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			c, err := devstack.StartTemporalCluster(ctx, devstack.TemporalClusterOptions{
 				PostgresPort: s.Postgres.Port, Port: p, UIPort: ui, Namespace: env["TEMPORAL_NAMESPACE"],
 				SearchAttributes: jobs.SearchAttributes, Dir: filepath.Join(dataDir, "temporal"), Output: o.Output,
+				DynamicConfig: devstack.OnePartition,
 			})
 			if err != nil {
 				return nil, err

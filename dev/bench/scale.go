@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
@@ -48,10 +49,13 @@ type ScaleConfig struct {
 	Concurrency int `json:"concurrency"`
 	Warmup      int `json:"warmup"`
 	// Parked are the checkpoints (jobs awaiting payment) on the cluster,
-	// created at ParkConcurrency with ParkedWorkers workers; Samples jobs
-	// are timed one at a time at each.
+	// created at ParkConcurrency with ParkedWorkers workers, at most
+	// ParkAhead of them not yet waiting for their payment at any time (so
+	// the jobs are parked as fast as the cluster takes them, not faster);
+	// Samples jobs are timed one at a time at each.
 	Parked          []int `json:"parked"`
 	ParkConcurrency int   `json:"park_concurrency"`
+	ParkAhead       int   `json:"park_ahead"`
 	ParkedWorkers   int   `json:"parked_workers"`
 	Samples         int   `json:"samples"`
 
@@ -486,29 +490,88 @@ func measureParked(ctx context.Context, d *driver, cfg ScaleConfig, r *ScaleResu
 		if need <= 0 {
 			continue
 		}
-		say("parking %d jobs (to %d) at concurrency %d", need, target, cfg.ParkConcurrency)
-		var made atomic.Int64
+		say("parking %d jobs (to %d) at concurrency %d, at most %d ahead of the cluster", need, target, cfg.ParkConcurrency, cfg.ParkAhead)
 		start := time.Now()
-		errs, first, err := tolerant(ctx, need, cfg.ParkConcurrency, max(100, need/100), func(ctx context.Context, _ int) error {
-			_, _, err := d.createJob(ctx)
-			if err == nil {
-				made.Add(1)
-			}
-			return err
-		})
+		made, errs, first, err := d.park(ctx, need, cfg.ParkConcurrency, cfg.ParkAhead)
 		took := time.Since(start).Seconds()
 		if err != nil {
 			return err
 		}
-		parked += int(made.Load())
-		cp := ParkedCheckpoint{ParkSeconds: round2(took), ParkRate: round2(float64(made.Load()) / took), ParkErrors: errs}
+		parked += made
+		cp := ParkedCheckpoint{ParkSeconds: round2(took), ParkRate: round2(float64(made) / took), ParkErrors: errs}
 		cp.ParkFirstError = first
-		say("parked %d in %.0fs (%.1f/s)%s", made.Load(), took, cp.ParkRate, errorNote(errs, first))
+		say("parked %d in %.0fs (%.1f/s)%s", made, took, cp.ParkRate, errorNote(errs, first))
 		if err := checkpoint(cp); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// park creates n jobs in rounds: each round tops the jobs not yet waiting
+// for their payment up to ahead, then waits until half of those are. So
+// the rate it reports is the rate the stack absorbs parked jobs, and the
+// checkpoint measures a settled stack, not a queue behind it.
+func (d *driver) park(ctx context.Context, n, concurrency, ahead int) (made, errs int, first string, err error) {
+	db, err := pgx.Connect(ctx, d.s.Env["DATABASE_URL"])
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("park: %w", err)
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	maxErrors := max(100, n/100)
+	for made < n && errs <= maxErrors {
+		behind, err := waitBehind(ctx, db, ahead/2)
+		if err != nil {
+			return made, errs, first, err
+		}
+		round := min(ahead-behind, n-made)
+		var ok atomic.Int64
+		e, f, err := tolerant(ctx, round, concurrency, maxErrors-errs, func(ctx context.Context, _ int) error {
+			_, _, err := d.createJob(ctx)
+			if err == nil {
+				ok.Add(1)
+			}
+			return err
+		})
+		if err != nil {
+			return made, errs, first, err
+		}
+		made, errs, first = made+int(ok.Load()), errs+e, cmpOr(first, f)
+	}
+	return made, errs, first, nil
+}
+
+// waitBehind waits, at most 10 minutes, until at most limit jobs are
+// created but not yet waiting for their payment, and returns how many are.
+func waitBehind(ctx context.Context, db *pgx.Conn, limit int) (int, error) {
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		n, err := behind(ctx, db)
+		if err != nil || n <= limit {
+			return n, err
+		}
+		if time.Now().After(deadline) {
+			return n, fmt.Errorf("park: %d jobs still not waiting for their payment after 10 minutes", n)
+		}
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// behind counts jobs created but not yet waiting for their payment: no
+// checkout recorded yet, or their job.created message not yet sent.
+func behind(ctx context.Context, db *pgx.Conn) (int, error) {
+	var n int
+	err := db.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM jobs WHERE status = 'awaiting_payment' AND checkout_session_id IS NULL) +
+		(SELECT count(*) FROM outbox WHERE done_at IS NULL AND given_up_at IS NULL AND due_at <= now())`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count jobs not yet waiting for payment: %w", err)
+	}
+	return n, nil
 }
 
 // sampleJob creates a job, pays it and follows it to completion, returning
@@ -656,6 +719,7 @@ func ParseScaleFlags(args []string, out io.Writer) (ScaleConfig, error) {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 50, "lifecycles in flight at once")
 	fs.IntVar(&cfg.Warmup, "warmup", 20, "lifecycles run, not counted, before each count")
 	fs.IntVar(&cfg.ParkConcurrency, "park-concurrency", 16, "POST /v1/jobs in flight at once while parking")
+	fs.IntVar(&cfg.ParkAhead, "park-ahead", 400, "most parked jobs not yet waiting for their payment at once (parking waits for the cluster)")
 	fs.IntVar(&cfg.ParkedWorkers, "parked-workers", 0, "worker processes while parking (0: the largest of -workers)")
 	fs.IntVar(&cfg.Samples, "samples", 30, "jobs created, paid and followed to completion one at a time at each checkpoint")
 	if err := fs.Parse(args); err != nil {
@@ -678,6 +742,9 @@ func ParseScaleFlags(args []string, out io.Writer) (ScaleConfig, error) {
 	}
 	if cfg.Lifecycles < 1 || cfg.Concurrency < 1 || cfg.ParkConcurrency < 1 || cfg.Samples < 1 {
 		return cfg, errors.New("-lifecycles, -concurrency, -park-concurrency and -samples must be at least 1")
+	}
+	if cfg.ParkAhead < 2 {
+		return cfg, errors.New("-park-ahead must be at least 2")
 	}
 	if cfg.Warmup < 0 || cfg.ParkedWorkers < 0 {
 		return cfg, errors.New("-warmup and -parked-workers must not be negative")

@@ -76,7 +76,7 @@ func TestParseTemporals(t *testing.T) {
 
 func TestParseScaleFlags(t *testing.T) {
 	defaults := ScaleConfig{OutDir: "docs/bench", Temporals: []string{"dev", "cluster"}, Workers: []int{1, 2, 4},
-		Lifecycles: 300, Concurrency: 50, Warmup: 20, Parked: []int{10000, 100000}, ParkConcurrency: 16, Samples: 30}
+		Lifecycles: 300, Concurrency: 50, Warmup: 20, Parked: []int{10000, 100000}, ParkConcurrency: 16, ParkAhead: 400, Samples: 30}
 	small := defaults
 	small.OutDir, small.Workers, small.Lifecycles, small.Parked = "/tmp/x", []int{1, 2}, 60, []int{500, 1000}
 	devOnly := defaults
@@ -95,6 +95,7 @@ func TestParseScaleFlags(t *testing.T) {
 		{"bad parked", []string{"-parked", "x"}, ScaleConfig{}, "-parked"},
 		{"zero lifecycles", []string{"-lifecycles", "0"}, ScaleConfig{}, "at least 1"},
 		{"negative warm-up", []string{"-warmup", "-1"}, ScaleConfig{}, "negative"},
+		{"park ahead too small", []string{"-park-ahead", "1"}, ScaleConfig{}, "-park-ahead"},
 		{"stray argument", []string{"extra"}, ScaleConfig{}, "unexpected"},
 		{"unknown flag", []string{"-nope"}, ScaleConfig{}, "not defined"},
 	}
@@ -278,7 +279,7 @@ func TestScaleMarkdown(t *testing.T) {
 	r := &ScaleResults{
 		Machine: Machine{CPU: "Test CPU", Cores: 2, Memory: "24 GiB", Kernel: "6.1", Go: "go1.26"},
 		Config: ScaleConfig{Temporals: []string{"dev", "cluster"}, Workers: []int{1, 2}, Lifecycles: 60, Concurrency: 50,
-			Warmup: 20, Parked: []int{500}, ParkConcurrency: 16, Samples: 30},
+			Warmup: 20, Parked: []int{500}, ParkConcurrency: 16, ParkAhead: 400, Samples: 30},
 		Versions: map[string]string{"Temporal server (cluster)": "v1.29.1", "hires": "abc123"},
 		Settings: map[string]string{"DOWNLOAD_TTL": "2s"}, ServerTuning: []string{"a=1"}, HistoryShards: 16,
 		Started: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Took: "5m0s", Complete: true,
@@ -303,7 +304,7 @@ func TestScaleMarkdown(t *testing.T) {
 	md := ScaleMarkdown(r)
 	for _, want := range []string{
 		"Measured 2026-12-01 on Test CPU, 2 cores, 24 GiB RAM, Linux 6.1, go1.26; `make bench-cluster` took 5m0s.",
-		"Settings: dev then cluster; worker processes 1, 2; 60 lifecycles per worker count at concurrency 50, after 20 not counted; parked checkpoints 500 on the cluster, created at concurrency 16 with 2 workers, 30 jobs timed one at a time at each.",
+		"Settings: dev then cluster; worker processes 1, 2; 60 lifecycles per worker count at concurrency 50, after 20 not counted; parked checkpoints 500 on the cluster, created at concurrency 16 and at most 400 ahead of the jobs waiting for their payment, with 2 workers, 30 jobs timed one at a time at each.",
 		"| Temporal server (cluster) | v1.29.1 |",
 		"Stack start-up (PostgreSQL, Temporal, the other components): dev 3 s, cluster 30 s.",
 		"| dev | 1 | 60 | 5.00 | 20.0 | 30.0 | 40.0 | 100.0 | 150.0 | 200.0 |",

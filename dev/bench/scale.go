@@ -15,10 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
@@ -49,10 +47,10 @@ type ScaleConfig struct {
 	Concurrency int `json:"concurrency"`
 	Warmup      int `json:"warmup"`
 	// Parked are the checkpoints (jobs awaiting payment) on the cluster,
-	// created at ParkConcurrency with ParkedWorkers workers, at most
-	// ParkAhead of them not yet waiting for their payment at any time (so
-	// the jobs are parked as fast as the cluster takes them, not faster);
-	// Samples jobs are timed one at a time at each.
+	// created at ParkConcurrency with ParkedWorkers workers in rounds of
+	// ParkAhead, each round once the stack has caught up with the one
+	// before (so jobs are parked as fast as the cluster takes them, not
+	// faster); Samples jobs are timed one at a time at each.
 	Parked          []int `json:"parked"`
 	ParkConcurrency int   `json:"park_concurrency"`
 	ParkAhead       int   `json:"park_ahead"`
@@ -490,7 +488,7 @@ func measureParked(ctx context.Context, d *driver, cfg ScaleConfig, r *ScaleResu
 		if need <= 0 {
 			continue
 		}
-		say("parking %d jobs (to %d) at concurrency %d, at most %d ahead of the cluster", need, target, cfg.ParkConcurrency, cfg.ParkAhead)
+		say("parking %d jobs (to %d) at concurrency %d, in rounds of %d", need, target, cfg.ParkConcurrency, cfg.ParkAhead)
 		start := time.Now()
 		made, errs, first, err := d.park(ctx, need, cfg.ParkConcurrency, cfg.ParkAhead)
 		took := time.Since(start).Seconds()
@@ -508,70 +506,87 @@ func measureParked(ctx context.Context, d *driver, cfg ScaleConfig, r *ScaleResu
 	return nil
 }
 
-// park creates n jobs in rounds: each round tops the jobs not yet waiting
-// for their payment up to ahead, then waits until half of those are. So
-// the rate it reports is the rate the stack absorbs parked jobs, and the
+// park creates n jobs in rounds of ahead jobs; before each round it waits
+// until the stack has caught up with the jobs before: the last ones
+// created have run their first workflow task, visibility lists all but
+// ahead/2 of them as running, and at most ahead/2 outbox messages are due.
+// So the rate it reports is the rate the stack takes parked jobs, and a
 // checkpoint measures a settled stack, not a queue behind it.
 func (d *driver) park(ctx context.Context, n, concurrency, ahead int) (made, errs int, first string, err error) {
-	db, err := pgx.Connect(ctx, d.s.Env["DATABASE_URL"])
+	base, err := d.runningJobs(ctx)
 	if err != nil {
 		return 0, 0, "", fmt.Errorf("park: %w", err)
 	}
-	defer db.Close(context.WithoutCancel(ctx))
 	maxErrors := max(100, n/100)
+	var last []string // the latest jobs created, newest last
 	for made < n && errs <= maxErrors {
-		behind, err := waitBehind(ctx, db, ahead/2)
-		if err != nil {
+		if err := d.waitCaughtUp(ctx, last, base+made-ahead/2, int64(ahead/2)); err != nil {
 			return made, errs, first, err
 		}
-		round := min(ahead-behind, n-made)
-		var ok atomic.Int64
-		e, f, err := tolerant(ctx, round, concurrency, maxErrors-errs, func(ctx context.Context, _ int) error {
-			_, _, err := d.createJob(ctx)
+		var mu sync.Mutex
+		last = last[:0]
+		e, f, err := tolerant(ctx, min(ahead, n-made), concurrency, maxErrors-errs, func(ctx context.Context, _ int) error {
+			id, _, err := d.createJob(ctx)
 			if err == nil {
-				ok.Add(1)
+				mu.Lock()
+				made++
+				last = append(last, id)
+				mu.Unlock()
 			}
 			return err
 		})
 		if err != nil {
 			return made, errs, first, err
 		}
-		made, errs, first = made+int(ok.Load()), errs+e, cmpOr(first, f)
+		errs, first = errs+e, cmpOr(first, f)
+		last = last[max(0, len(last)-5):]
 	}
 	return made, errs, first, nil
 }
 
-// waitBehind waits, at most 10 minutes, until at most limit jobs are
-// created but not yet waiting for their payment, and returns how many are.
-func waitBehind(ctx context.Context, db *pgx.Conn, limit int) (int, error) {
+// waitCaughtUp waits, at most 10 minutes, until each workflow of ids has
+// run its first workflow task, visibility lists at least running job
+// workflows as running, and at most due outbox messages are due.
+func (d *driver) waitCaughtUp(ctx context.Context, ids []string, running int, due int64) error {
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		n, err := behind(ctx, db)
-		if err != nil || n <= limit {
-			return n, err
+		behind, err := d.behind(ctx, ids, running, due)
+		if err != nil || behind == "" {
+			return err
 		}
 		if time.Now().After(deadline) {
-			return n, fmt.Errorf("park: %d jobs still not waiting for their payment after 10 minutes", n)
+			return fmt.Errorf("park: the stack has not caught up after 10 minutes: %s", behind)
 		}
 		select {
 		case <-ctx.Done():
-			return n, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+			return ctx.Err()
+		case <-time.After(time.Second):
 		}
 	}
 }
 
-// behind counts jobs created but not yet waiting for their payment: no
-// checkout recorded yet, or their job.created message not yet sent.
-func behind(ctx context.Context, db *pgx.Conn) (int, error) {
-	var n int
-	err := db.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM jobs WHERE status = 'awaiting_payment' AND checkout_session_id IS NULL) +
-		(SELECT count(*) FROM outbox WHERE done_at IS NULL AND given_up_at IS NULL AND due_at <= now())`).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count jobs not yet waiting for payment: %w", err)
+// behind says what the stack has not caught up with yet ("" if nothing).
+func (d *driver) behind(ctx context.Context, ids []string, running int, due int64) (string, error) {
+	for _, id := range ids {
+		resp, err := d.temporal.DescribeWorkflowExecution(ctx, jobs.WorkflowID(id), "")
+		if err != nil {
+			return "", fmt.Errorf("describe job %s: %w", id, err)
+		}
+		if resp.GetPendingWorkflowTask() != nil {
+			return "job " + id + " has not run its first workflow task", nil
+		}
 	}
-	return n, nil
+	if n, err := d.runningJobs(ctx); err != nil {
+		return "", err
+	} else if n < running {
+		return fmt.Sprintf("visibility lists %d running jobs, want %d", n, running), nil
+	}
+	if n, err := d.dueMessages(ctx); err != nil {
+		return "", err
+	} else if n > due {
+		return fmt.Sprintf("%d outbox messages due", n), nil
+	}
+	return "", nil
 }
 
 // sampleJob creates a job, pays it and follows it to completion, returning
@@ -719,7 +734,7 @@ func ParseScaleFlags(args []string, out io.Writer) (ScaleConfig, error) {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 50, "lifecycles in flight at once")
 	fs.IntVar(&cfg.Warmup, "warmup", 20, "lifecycles run, not counted, before each count")
 	fs.IntVar(&cfg.ParkConcurrency, "park-concurrency", 16, "POST /v1/jobs in flight at once while parking")
-	fs.IntVar(&cfg.ParkAhead, "park-ahead", 400, "most parked jobs not yet waiting for their payment at once (parking waits for the cluster)")
+	fs.IntVar(&cfg.ParkAhead, "park-ahead", 400, "jobs parked per round; each round waits until the stack has caught up with the ones before")
 	fs.IntVar(&cfg.ParkedWorkers, "parked-workers", 0, "worker processes while parking (0: the largest of -workers)")
 	fs.IntVar(&cfg.Samples, "samples", 30, "jobs created, paid and followed to completion one at a time at each checkpoint")
 	if err := fs.Parse(args); err != nil {

@@ -304,7 +304,7 @@ func TestScaleMarkdown(t *testing.T) {
 	md := ScaleMarkdown(r)
 	for _, want := range []string{
 		"Measured 2026-12-01 on Test CPU, 2 cores, 24 GiB RAM, Linux 6.1, go1.26; `make bench-cluster` took 5m0s.",
-		"Settings: dev then cluster; worker processes 1, 2; 60 lifecycles per worker count at concurrency 50, after 20 not counted; parked checkpoints 500 on the cluster, created at concurrency 16 and at most 400 ahead of the jobs waiting for their payment, with 2 workers, 30 jobs timed one at a time at each.",
+		"Settings: dev then cluster; worker processes 1, 2; 60 lifecycles per worker count at concurrency 50, after 20 not counted; parked checkpoints 500 on the cluster, created at concurrency 16 in rounds of 400, with 2 workers, 30 jobs timed one at a time at each.",
 		"| Temporal server (cluster) | v1.29.1 |",
 		"Stack start-up (PostgreSQL, Temporal, the other components): dev 3 s, cluster 30 s.",
 		"| dev | 1 | 60 | 5.00 | 20.0 | 30.0 | 40.0 | 100.0 | 150.0 | 200.0 |",

@@ -44,7 +44,7 @@ func ScaleMarkdown(r *ScaleResults) string {
 
 	parking := "no parked checkpoints"
 	if len(c.Parked) > 0 && slices.Contains(c.Temporals, TemporalCluster) {
-		parking = fmt.Sprintf("parked checkpoints %s on the cluster, created at concurrency %d and at most %d ahead of the jobs waiting for their payment, with %s, %d jobs timed one at a time at each",
+		parking = fmt.Sprintf("parked checkpoints %s on the cluster, created at concurrency %d in rounds of %d, with %s, %d jobs timed one at a time at each",
 			joinInts(c.Parked), c.ParkConcurrency, c.ParkAhead, parkedWorkers(c), c.Samples)
 	}
 	p("Settings: %s; worker processes %s; %d lifecycles per worker count at concurrency %d, after %d not counted; %s.\n\n",
@@ -172,7 +172,7 @@ func parkedTables(r *ScaleResults) string {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	c := r.Config
 	p("\n#### Jobs parked on the cluster (awaiting payment), created through the API at concurrency %d with %s\n\n", c.ParkConcurrency, parkedWorkers(c))
-	p("Parking waits whenever %d created jobs are not yet waiting for their payment (no checkout recorded, or their job.created message not sent) until half of them are: its rate is the rate the cluster takes parked jobs. ", c.ParkAhead)
+	p("Jobs are parked in rounds of %d; each round waits until the stack has caught up with the jobs before (the round's last jobs have run their first workflow task, visibility lists all but half a round as running, at most half a round of outbox messages is due): the parking rate is the rate the cluster takes parked jobs. ", c.ParkAhead)
 	p("The first row is before any was parked (the jobs of the lifecycle runs are kept by Temporal's retention); growth per job is counted from it. ")
 	p("Settled: the time until the parked jobs' work was done (their job.created events delivered from the outbox, the task queue's backlog worked off), with the messages still due when the wait gave up (30 minutes) and the task queue's approximate backlog then (Temporal counts tasks of finished work until they reach the queue's head).\n\n")
 	p("| parked | running workflows (visibility) | parking rate jobs/s | settled s | unsettled | reported backlog | temporal MiB | temporal_visibility MiB | hires MiB | total MiB | growth KiB per parked job | PostgreSQL connections |\n")

@@ -268,11 +268,11 @@ func stripeMockChatter(line string) bool {
 	return false
 }
 
-// lastLines joins the last n lines, at most max bytes of them.
-func lastLines(lines []string, n, max int) string {
+// lastLines joins the last n lines, at most maxBytes of them.
+func lastLines(lines []string, n, maxBytes int) string {
 	s := strings.Join(lines[len(lines)-min(n, len(lines)):], "\n")
-	if len(s) > max {
-		s = s[len(s)-max:]
+	if len(s) > maxBytes {
+		s = s[len(s)-maxBytes:]
 	}
 	return s
 }

@@ -185,10 +185,7 @@ func (d *Dispatcher) email(ctx context.Context, jobID, kindName string, seq int)
 	if d.Mailer == nil {
 		return errSkip{"email is off"}
 	}
-	job, err := d.Store.Get(ctx, jobID)
-	if errors.Is(err, store.ErrNotFound) {
-		return errSkip{"the job is gone"}
-	}
+	job, err := d.job(ctx, jobID)
 	if err != nil {
 		return err
 	}
@@ -204,6 +201,15 @@ func (d *Dispatcher) email(ctx context.Context, jobID, kindName string, seq int)
 		return err
 	}
 	return nil
+}
+
+// job reads the message's job; a job that is gone is skipped, not retried.
+func (d *Dispatcher) job(ctx context.Context, id string) (store.Job, error) {
+	job, err := d.Store.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return job, errSkip{"the job is gone"}
+	}
+	return job, err
 }
 
 // customerEmail prefers the address the customer gave Stripe.
@@ -269,10 +275,7 @@ func (d *Dispatcher) event(ctx context.Context, jobID string, typ events.Type, a
 	if d.Events == nil {
 		return errSkip{"events are off"}
 	}
-	job, err := d.Store.Get(ctx, jobID)
-	if errors.Is(err, store.ErrNotFound) {
-		return errSkip{"the job is gone"}
-	}
+	job, err := d.job(ctx, jobID)
 	if err != nil {
 		return err
 	}

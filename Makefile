@@ -87,12 +87,16 @@ test-cluster: tools cluster-tools
 	HIRES_E2E_TEMPORAL=cluster go test $(GO_TEST_FLAGS) -tags integration ./dev/e2e/
 
 ## run: the whole stack in the foreground (Ctrl-C stops it)
+# run and cluster build the binary and run it, rather than `go run`: go run
+# exits 1 when interrupted, so Ctrl-C would end in a make error.
 run: tools
-	go run ./dev/cmd/hires-dev run
+	go build -o bin/hires-dev ./dev/cmd/hires-dev
+	bin/hires-dev run
 
 ## cluster: the production topology in the foreground: Temporal's four services on PostgreSQL with the standalone Web UI, an S3 store, two APIs behind a proxy and two workers
 cluster: tools cluster-tools
-	go run ./dev/cmd/hires-dev run -cluster
+	go build -o bin/hires-dev ./dev/cmd/hires-dev
+	bin/hires-dev run -cluster
 
 ## pay JOB=<id>: simulate the customer paying (signed checkout.session.completed)
 pay:

@@ -53,6 +53,16 @@ func (w *job) deleteDownload(ctx workflow.Context) error {
 	return err
 }
 
+// awaitStored lets a download update accepted while the result was stored
+// wait for the outcome (StoreResult's own deadline bounds the wait), then
+// judges it as one that arrived afterwards.
+func (w *job) awaitStored(ctx workflow.Context, r jobs.DownloadRequest) error {
+	if err := workflow.Await(ctx, func() bool { return !w.storing }); err != nil {
+		return err
+	}
+	return w.validateDownloadUpdate(ctx, r)
+}
+
 // setDownload is the handler of both download updates: a new expiry (and
 // token), recorded, the timers moved, the link emailed again.
 func (w *job) setDownload(ctx workflow.Context, newToken bool, r jobs.DownloadRequest) (jobs.DownloadInfo, error) {
@@ -81,8 +91,15 @@ func (w *job) setDownload(ctx workflow.Context, newToken bool, r jobs.DownloadRe
 
 // validateDownloadUpdate accepts the download updates only while the job
 // is delivered and its link has not reached its expiry: one racing the
-// expiry would email a link to a file being deleted.
+// expiry would email a link to a file being deleted. While the result is
+// stored it accepts them too: the job record already says completed once
+// StoreResult commits, before the workflow hears of it, and an admin acting
+// on that must not be refused; the handler waits for the result and checks
+// again (awaitStored).
 func (w *job) validateDownloadUpdate(ctx workflow.Context, _ jobs.DownloadRequest) error {
+	if w.storing {
+		return nil
+	}
 	if w.state.Status != jobs.StatusCompleted || w.cleanedUp || w.expiring ||
 		!workflow.Now(ctx).Before(w.state.DownloadExpiry) {
 		return errNotDownloadable

@@ -116,6 +116,7 @@ type job struct {
 	retryRequested *jobs.RetryRequest
 
 	resends     int  // download links sent again by admins
+	storing     bool // StoreResult runs: the job record may already say completed
 	expiryMoved bool // an admin moved the download expiry
 	cleanedUp   bool // the result file is gone
 	expiring    bool // the link's expiry is under way: no more download updates
@@ -152,6 +153,9 @@ func (w *job) handleMessages(ctx workflow.Context) error {
 	}{{jobs.UpdateResendDownload, false}, {jobs.UpdateNewDownloadToken, true}} {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name,
 			func(ctx workflow.Context, r jobs.DownloadRequest) (jobs.DownloadInfo, error) {
+				if err := w.awaitStored(ctx, r); err != nil {
+					return jobs.DownloadInfo{}, err
+				}
 				return w.setDownload(ctx, u.newToken, r)
 			},
 			workflow.UpdateHandlerOptions{Validator: w.validateDownloadUpdate}); err != nil {

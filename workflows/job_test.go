@@ -36,13 +36,14 @@ func input() jobs.WorkflowInput {
 // harness runs the workflow with its activities mocked and records what
 // the job record would have seen.
 type harness struct {
-	t        *testing.T
-	env      *testsuite.TestWorkflowEnvironment
-	statuses []jobs.Status
-	failed   *activities.FailJobInput
-	storeErr error // what StoreResult fails with, if anything
-	failedAt time.Time
-	refunds  []activities.RefundInput
+	t          *testing.T
+	env        *testsuite.TestWorkflowEnvironment
+	statuses   []jobs.Status
+	failed     *activities.FailJobInput
+	storeErr   error         // what StoreResult fails with, if anything
+	storeTakes time.Duration // how long StoreResult runs
+	failedAt   time.Time
+	refunds    []activities.RefundInput
 	// stored and downloads are the inputs of StoreResult and SetDownload:
 	// what the job record is told about the link and its reminder.
 	stored    []activities.StoreResultInput
@@ -97,7 +98,7 @@ func newHarness(t *testing.T, opts ...func(*harness)) *harness {
 	})
 	h.env.OnActivity(a.RecordLatePayment, mock.Anything, mock.Anything).Return(nil)
 	h.env.OnActivity(a.MarkRetrying, mock.Anything, mock.Anything).Return(record[activities.MarkRetryingInput](h, jobs.StatusPending))
-	h.env.OnActivity(a.StoreResult, mock.Anything, mock.Anything).Return(
+	h.env.OnActivity(a.StoreResult, mock.Anything, mock.Anything).After(h.storeTakes).Return(
 		func(_ context.Context, in activities.StoreResultInput) error {
 			h.stored = append(h.stored, in)
 			if h.storeErr != nil {

@@ -191,6 +191,48 @@ func TestDownloadUpdateRacingTheExpiryIsRefused(t *testing.T) {
 	h.env.AssertActivityNumberOfCalls(t, "SetDownload", 0)
 }
 
+// The job record says completed as soon as StoreResult commits, before the
+// workflow hears of it: an admin's download update arriving then waits for
+// the result and is applied, not refused; one arriving while a result that
+// fails is stored is refused.
+func TestDownloadUpdateWhileTheResultIsStored(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		storeErr error
+		applied  bool
+	}{
+		{"stored", nil, true},
+		{"storing fails", temporal.NewNonRetryableApplicationError("not an image", activities.ErrTypeResultInvalid, nil), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(h *harness) { h.storeTakes, h.storeErr = 10*time.Minute, tt.storeErr })
+			h.upsampler(queued, success)
+			h.stripe(time.Minute, paid("evt_1"))
+			var accepted, done bool
+			var err error
+			// Paid at 1 min, the result is stored from about 2 to 12 min.
+			h.at(5*time.Minute, func() {
+				h.env.UpdateWorkflow(jobs.UpdateResendDownload, "while-storing", &testsuite.TestUpdateCallback{
+					OnAccept: func() { accepted = true }, OnReject: func(e error) { err = e },
+					OnComplete: func(_ any, e error) { done, err = true, e },
+				}, jobs.DownloadRequest{})
+			})
+			h.env.ExecuteWorkflow(ImageJob, input())
+			require.True(t, h.env.IsWorkflowCompleted())
+			require.Len(t, h.stored, 1)
+			require.True(t, accepted, "accepted while the result is stored: %v", err)
+			require.True(t, done)
+			if tt.applied {
+				require.NoError(t, err)
+				require.Len(t, h.downloads, 1)
+			} else {
+				require.ErrorContains(t, err, "no download to change")
+				require.Empty(t, h.downloads)
+			}
+		})
+	}
+}
+
 func TestOwedRefundWorkflow(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()

@@ -170,6 +170,7 @@ func (w *job) storeResult(ctx workflow.Context, st activities.UpscaleStatus) (ti
 	}
 	f := w.in.Resolution.Factor()
 	expires := workflow.Now(ctx).Add(w.in.Timeouts.DownloadTTL)
+	w.storing = true
 	err := workflow.ExecuteActivity(resultOptions(ctx, left), a.StoreResult,
 		activities.StoreResultInput{
 			JobID: w.in.JobID, ResultURL: st.ResultURL,
@@ -177,6 +178,7 @@ func (w *job) storeResult(ctx workflow.Context, st activities.UpscaleStatus) (ti
 			UpsamplerJobID: st.UpsamplerJobID, CreditCost: st.CreditCost,
 			ExpiresAt: expires, RemindAt: w.remindAt(ctx, expires),
 		}).Get(ctx, nil)
+	w.storing = false
 	switch {
 	case err == nil:
 		return expires, nil

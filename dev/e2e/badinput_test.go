@@ -172,7 +172,7 @@ func connectDB(t *testing.T) *pgx.Conn {
 // job, no Upsampler submission. The genuine delivery at the end shows the
 // same checks do see an effect.
 func TestBadInputStripeWebhooksHaveNoEffect(t *testing.T) {
-	created, _ := newJob(t, 300, 300, "4x", "")
+	created := longWindowJob(t, 300, 300) // awaiting payment throughout
 	j := adminJob(t, created.ID)
 	session := payments.Session{ID: *j.CheckoutSessionID, Status: "complete", PaymentStatus: "paid",
 		PaymentIntentID: "pi_test", AmountTotal: 50, Currency: "usd", JobID: created.ID, ClientReferenceID: created.ID}
@@ -248,7 +248,7 @@ func TestBadInputStripeWebhooksHaveNoEffect(t *testing.T) {
 }
 
 func TestBadInputOnOtherEndpoints(t *testing.T) {
-	created, _ := newJob(t, 300, 300, "4x", "")
+	created := longWindowJob(t, 300, 300) // awaiting payment throughout
 	id := created.ID
 	tests := []struct {
 		name, method, path, bearer, body string
@@ -295,7 +295,7 @@ func TestBadInputOnOtherEndpoints(t *testing.T) {
 // and trail as they were. The well-formed callback at the end is signalled
 // (the workflow treats it as a hint only).
 func TestBadInputUpsamplerCallbacksHaveNoEffect(t *testing.T) {
-	created, _ := newJob(t, 300, 300, "4x", "")
+	created := longWindowJob(t, 300, 300) // awaiting payment throughout
 	db := connectDB(t)
 	var secret string
 	require.NoError(t, db.QueryRow(context.Background(), `SELECT callback_secret FROM jobs WHERE id = $1`, created.ID).Scan(&secret))

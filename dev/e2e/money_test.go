@@ -178,12 +178,13 @@ func TestSweepDoesNotStarve(t *testing.T) {
 		require.NoError(t, temporal.TerminateWorkflow(context.Background(), jobs.WorkflowID(id), "", "stuck, says the admin"))
 	}
 	terminated := time.Now()
-	// RECONCILE_INTERVAL is 2s, RECONCILE_GRACE 1s: two sweeps, with room.
-	j := waitFor(t, processing.ID, 15*time.Second, "settled and refunded", func(j api.AdminJob) bool {
+	// RECONCILE_INTERVAL is 2s, RECONCILE_GRACE 1s: two sweeps, with room
+	// for a slow visibility store.
+	j := waitFor(t, processing.ID, 45*time.Second, "settled and refunded", func(j api.AdminJob) bool {
 		return j.Status == jobs.StatusFailed && j.PaymentStatus == jobs.PaymentRefunded
 	})
 	require.Equal(t, jobs.ReasonTerminated, *j.FailureReason)
-	unpaid := waitFor(t, awaiting.ID, 15*time.Second, "settled", func(j api.AdminJob) bool { return j.Status == jobs.StatusFailed })
+	unpaid := waitFor(t, awaiting.ID, 45*time.Second, "settled", func(j api.AdminJob) bool { return j.Status == jobs.StatusFailed })
 	require.Equal(t, jobs.ReasonTerminated, *unpaid.FailureReason)
 	t.Logf("both settled %s after the termination", time.Since(terminated).Round(time.Millisecond))
 	// The parked jobs were owed all along: the sweep did not get to the

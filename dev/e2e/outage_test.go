@@ -79,7 +79,9 @@ func TestTemporalRoutesAnswer503WhileTemporalIsAway(t *testing.T) {
 	}
 	for i, role := range []string{"frontend", "history"} {
 		t.Run(role+" away", func(t *testing.T) {
-			unpaid := mustNewJob(t)
+			// Awaiting payment until Stripe's redelivery, however long
+			// the outage lasts.
+			unpaid := longWindowJob(t, 120, 100)
 			order := map[string]string{"Idempotency-Key": "temporal-outage-" + role + "-" + strconv.FormatInt(time.Now().UnixNano(), 10)}
 			body := sampleOrder(140+10*i, 105+10*i) // the order's own image, to count its jobs
 

@@ -27,18 +27,25 @@ func TestAmbiguousSubmitErrors(t *testing.T) {
 		name      string
 		base      func(t *testing.T) string
 		ambiguous bool
+		timeout   time.Duration // the client's; 5s if zero, so that only the timeout case times out
 	}{
-		{"connection refused", refused, false},
-		{"429", answering(http.StatusTooManyRequests, `{"error":"slow down"}`), false},
-		{"503", answering(http.StatusServiceUnavailable, `{"error":"maintenance"}`), false},
-		{"400", answering(http.StatusBadRequest, `{"error":"bad imageUrl"}`), false},
-		{"502 from a gateway", answering(http.StatusBadGateway, `bad gateway`), true},
-		{"504 from a gateway", answering(http.StatusGatewayTimeout, `timeout`), true},
-		{"500", answering(http.StatusInternalServerError, `{"error":"oops"}`), true},
-		{"200 without a job id", answering(http.StatusOK, `{"status":"IN_QUEUE"}`), true},
+		{"connection refused", refused, false, 0},
+		{"429", answering(http.StatusTooManyRequests, `{"error":"slow down"}`), false, 0},
+		{"503", answering(http.StatusServiceUnavailable, `{"error":"maintenance"}`), false, 0},
+		{"400", answering(http.StatusBadRequest, `{"error":"bad imageUrl"}`), false, 0},
+		{"502 from a gateway", answering(http.StatusBadGateway, `bad gateway`), true, 0},
+		{"504 from a gateway", answering(http.StatusGatewayTimeout, `timeout`), true, 0},
+		{"500", answering(http.StatusInternalServerError, `{"error":"oops"}`), true, 0},
+		{"200 without a job id", answering(http.StatusOK, `{"status":"IN_QUEUE"}`), true, 0},
 		{"timeout after sending", func(t *testing.T) string {
-			return server(t, func(w http.ResponseWriter, r *http.Request) { time.Sleep(300 * time.Millisecond) })
-		}, true},
+			return server(t, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.ReadAll(r.Body) // the server notices the client hanging up only once the body is read
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+			})
+		}, true, 100 * time.Millisecond},
 		{"connection closed after the request was read", func(t *testing.T) string {
 			return server(t, func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.ReadAll(r.Body)
@@ -47,11 +54,15 @@ func TestAmbiguousSubmitErrors(t *testing.T) {
 					conn.Close()
 				}
 			})
-		}, true},
+		}, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := New(tt.base(t), testKey, &http.Client{Timeout: 100 * time.Millisecond})
+			timeout := tt.timeout
+			if timeout == 0 {
+				timeout = 5 * time.Second
+			}
+			c := New(tt.base(t), testKey, &http.Client{Timeout: timeout})
 			_, err := c.Submit(context.Background(), SubmitRequest{ImageURL: "https://example.com/a.png", UpscaleFactor: 4})
 			require.Error(t, err)
 			assert.Equal(t, tt.ambiguous, Ambiguous(err), "%v", err)
